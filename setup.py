@@ -1,0 +1,32 @@
+"""deepfl_jax: DeepFL-IQA and friends in JAX/Flax."""
+from setuptools import find_packages, setup
+
+setup(
+    name="deepfl_jax",
+    version="0.1.0",
+    description=("DeepFL-IQA (Lin, Hosu, Saupe 2020) in JAX/Flax: distortion engine, "
+                 "11 FR-IQA metrics, InceptionResNetV2 MLSP features."),
+    packages=find_packages(include=["deepfl_jax", "deepfl_jax.*"]),
+    package_data={"deepfl_jax": ["metrics/data/*", "data/*.csv"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.4.30",
+        "flax",
+        "optax",
+        "orbax-checkpoint",
+        "tensorflow-datasets",
+        "numpy",
+        "scipy",
+        "dm-pix",
+        "ml-collections",
+        "absl-py",
+        "pillow",          # image files (golden images, user folders)
+        "scikit-image",    # ships the pristine photographs of the embedded default data
+    ],
+    extras_require={
+        "test": ["pytest", "pypng"],
+        # Peers for side-by-side benchmarks (experiments/); torch CPU: torch==2.13.0.
+        "peers": ["piq", "torch"],
+    },
+    entry_points={"console_scripts": ["deepfl-iqa=deepfl_jax.cli:main"]},
+)
