@@ -1,0 +1,201 @@
+"""`distort` and `distort_param`: the KADID `imdist_generator` driver in JAX.
+
+out = mapmm(fn(mapmm(image), param, key)) for one image (H, W, 3) or a batch
+(N, H, W, 3) with a type and a level (or parameter) per image, in one compiled call.
+
+- Batches with several types run `lax.switch` under `vmap`. XLA then evaluates every
+  branch for every image (switch under vmap becomes a select), so when the types are
+  known on the host (concrete arrays, the usual case) the batch is instead split by
+  type and each group runs the one type function under vmap (`strategy="group"`, the
+  default "auto"). Both give the same values; "switch" is what runs inside a user's jit.
+- Keys: a single key is split into N per-image keys (`jax.random.split(key, N)`); image
+  i of a batch then equals `distort(image[i], t[i], l[i], keys[i])`. A batch of N keys
+  may also be given. A single image uses its key as is.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepfl_jax.distortions._common import mapmm
+from deepfl_jax.distortions.registry import (DISTORTIONS, LEVEL_TABLE, NUM_LEVELS,
+                                             NUM_TYPES)
+
+Strategy = Literal["auto", "switch", "group"]
+
+
+def _is_concrete(x) -> bool:
+  return not isinstance(x, jax.core.Tracer)
+
+
+def _branch(type_id: int, height: int, width: int):
+  d = DISTORTIONS[type_id]
+  if not d.available or min(height, width) < d.min_size:
+    # Never selected for valid concrete input (checked on the host); inside a user's
+    # jit an impossible selection yields NaN rather than a silent pass-through.
+    return lambda img, p, k: jnp.full_like(img, jnp.nan)
+  return lambda img, p, k: d.fn(img, p.astype(img.dtype), k)
+
+
+def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tuple):
+  x = mapmm(image)
+  if type_id is not None:
+    y = _branch(type_id, *image.shape[:2])(x, param, key)
+  else:
+    # Position of each type id among the compiled branches; ids outside them select
+    # an extra NaN branch.
+    lookup = np.full(NUM_TYPES + 2, len(branch_ids), np.int32)
+    lookup[list(branch_ids)] = np.arange(len(branch_ids))
+    pos = jnp.asarray(lookup)[jnp.clip(type_id_arr, 0, NUM_TYPES + 1)]
+    branches = [_branch(i, *image.shape[:2]) for i in branch_ids]
+    branches.append(lambda img, p, k: jnp.full_like(img, jnp.nan))
+    y = jax.lax.switch(pos, branches, x, param, key)
+  return mapmm(y)
+
+
+@functools.partial(jax.jit, static_argnames=("type_id", "branch_ids"))
+def _run(images, type_ids, params, keys, type_id=None, branch_ids=()):
+  """images (N, H, W, 3); type_ids (N,) int 1..25; params (N,); keys (N,)."""
+  fn = functools.partial(_one, type_id=type_id, branch_ids=branch_ids)
+  return jax.vmap(fn)(images, type_ids, params, keys)
+
+
+def _prepare_image(image):
+  x = jnp.asarray(image)
+  if x.ndim not in (3, 4) or x.shape[-1] != 3:
+    raise ValueError(f"distort expects an RGB image (H, W, 3) or a batch (N, H, W, 3), "
+                     f"got shape {x.shape}")
+  if x.dtype == jnp.uint8:
+    x = x.astype(jnp.float32) / 255.0
+  elif not jnp.issubdtype(x.dtype, jnp.floating):
+    raise TypeError(f"distort expects float images in [0, 1] (or uint8), got {x.dtype}")
+  if _is_concrete(x):
+    lo, hi = float(jnp.min(x)), float(jnp.max(x))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+      raise ValueError("distort: image contains NaN or inf")
+    if lo < 0.0 or hi > 1.0:
+      raise ValueError(f"distort expects values in [0, 1], got range [{lo}, {hi}]")
+  batched = x.ndim == 4
+  return (x if batched else x[None]), batched
+
+
+def _prepare_keys(key, n: int, batched: bool):
+  key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
+  typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+  single_ndim = 0 if typed else 1
+  if key.ndim == single_ndim:
+    return jax.random.split(key, n) if batched else key[None]
+  if key.ndim == single_ndim + 1 and key.shape[0] == n:
+    return key
+  raise ValueError(f"key must be one PRNG key or a batch of {n} keys, got shape "
+                   f"{key.shape}")
+
+
+def _check_types(types, height: int, width: int):
+  if not _is_concrete(types):
+    return None
+  t = np.asarray(types)
+  if not np.issubdtype(t.dtype, np.integer) and not np.all(t == np.round(t)):
+    raise ValueError(f"dist_type must be an integer id 1..{NUM_TYPES}, got {t}")
+  bad = t[(t < 1) | (t > NUM_TYPES)]
+  if bad.size:
+    raise ValueError(f"unknown distortion type {bad[0]}: ids are 1..{NUM_TYPES}")
+  for i in np.unique(t):
+    d = DISTORTIONS[int(i)]
+    if not d.available:
+      raise NotImplementedError(f"distortion type {i} ({d.name}) is not available")
+    if min(height, width) < d.min_size:
+      raise ValueError(f"image {height}x{width} is too small for type {i} ({d.name}): "
+                       f"height and width must be at least {d.min_size}")
+  return t.astype(np.int32)
+
+
+def _broadcast(v, n: int, batched: bool, what: str):
+  a = jnp.asarray(v)
+  if a.ndim == 0:
+    return jnp.broadcast_to(a, (n,))
+  if not batched or a.shape != (n,):
+    raise ValueError(f"{what} must be a scalar or have shape ({n},) for a batch of {n}, "
+                     f"got shape {a.shape}")
+  return a
+
+
+def _branch_ids(branches) -> tuple:
+  if branches is None:
+    return tuple(range(1, NUM_TYPES + 1))
+  ids = tuple(sorted({int(b) for b in branches}))
+  if not ids or ids[0] < 1 or ids[-1] > NUM_TYPES:
+    raise ValueError(f"branches must be type ids 1..{NUM_TYPES}, got {branches}")
+  return ids
+
+
+def _dispatch(x, types, params, keys, strategy: Strategy, branches):
+  host_types = _check_types(types, *x.shape[1:3])
+  branch_ids = _branch_ids(branches)
+  if host_types is not None and not set(host_types.tolist()) <= set(branch_ids):
+    raise ValueError(f"dist_type {sorted(set(host_types.tolist()) - set(branch_ids))} "
+                     f"not among branches {branch_ids}")
+  index = jnp.asarray(types, jnp.int32)
+  params = jnp.asarray(params, x.dtype)
+  if strategy == "switch" or host_types is None:
+    return _run(x, index, params, keys, branch_ids=branch_ids)
+  uniq = np.unique(host_types)
+  if len(uniq) == 1:
+    return _run(x, index, params, keys, type_id=int(uniq[0]))
+  out = jnp.zeros_like(x)
+  for t in uniq:
+    sel = np.nonzero(host_types == t)[0]
+    out = out.at[sel].set(_run(x[sel], index[sel], params[sel], keys[sel],
+                               type_id=int(t)))
+  return out
+
+
+def distort(image, dist_type, level, key, *, strategy: Strategy = "auto",
+            branches=None) -> jnp.ndarray:
+  """KADID/KADIS distortion `dist_type` (1..25) at `level` (1..5).
+
+  Args:
+    image: (H, W, 3) or (N, H, W, 3), float in [0, 1] (uint8 is divided by 255).
+    dist_type, level: ints, or (N,) int arrays for a batch (one per image).
+    key: a PRNG key (split per image for a batch) or (N,) keys.
+    strategy: "auto" (group by type when types are concrete), "switch" or "group".
+    branches: type ids compiled into the switch (static; default all 25). Fewer
+      branches compile and run faster; a traced type outside them gives NaN.
+
+  Returns:
+    The distorted image(s), same shape, float in [0, 1] (both mapmm steps applied).
+  """
+  x, batched = _prepare_image(image)
+  n = x.shape[0]
+  types = _broadcast(dist_type, n, batched, "dist_type")
+  levels = _broadcast(level, n, batched, "level")
+  if _is_concrete(levels):
+    lv = np.asarray(levels)
+    bad = lv[(lv < 1) | (lv > NUM_LEVELS) | (lv != np.round(lv))]
+    if bad.size:
+      raise ValueError(f"unknown level {bad[0]}: levels are 1..{NUM_LEVELS}")
+  table = jnp.asarray(LEVEL_TABLE, x.dtype)
+  params = table[jnp.clip(jnp.asarray(types, jnp.int32) - 1, 0, NUM_TYPES - 1),
+                 jnp.clip(jnp.asarray(levels, jnp.int32) - 1, 0, NUM_LEVELS - 1)]
+  out = _dispatch(x, types, params, _prepare_keys(key, n, batched), strategy, branches)
+  return out if batched else out[0]
+
+
+def distort_param(image, dist_type, param, key, *, strategy: Strategy = "auto",
+                  branches=None) -> jnp.ndarray:
+  """As `distort`, with the type's continuous parameter instead of a level (e.g. a
+  sigma between KADID's levels, for the contrastive pretext task). Kernel supports
+  and draw counts are sized for the largest KADID level; larger parameters are
+  truncated there (blur supports, patch and block counts)."""
+  x, batched = _prepare_image(image)
+  n = x.shape[0]
+  types = _broadcast(dist_type, n, batched, "dist_type")
+  params = _broadcast(param, n, batched, "param")
+  if _is_concrete(params) and not np.all(np.isfinite(np.asarray(params))):
+    raise ValueError("param must be finite")
+  out = _dispatch(x, types, params, _prepare_keys(key, n, batched), strategy, branches)
+  return out if batched else out[0]

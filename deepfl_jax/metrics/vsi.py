@@ -1,0 +1,152 @@
+"""VSI: visual saliency-induced index (Zhang, Shen, Li, TIP 2014; VSI.m with SDSP).
+
+Spec fr_metrics.md section 5, MATLAB semantics (not piq's emulation of the Octave run):
+SDSP saliency (bilinear MATLAB `imresize` to 256 x 256 with antialiasing, SDSP's own
+CIELAB, log-Gabor on the Kovesi grid, centre and warm-colour priors, bilinear resize
+back, mat2gray), LMN colour space, F-rule flavour-B downsampling, Scharr gradient
+magnitude, saliency-max pooling with Re((S_M S_N)^0.02). Higher is better (1 for
+identical images). Symmetric in its two arguments. Grey input is replicated to RGB.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepfl_jax.metrics import _inputs
+from deepfl_jax.ops import (color, colorspaces, filters, frequency, gradient, matlab,
+                            resize)
+
+# VSI.m constants.
+C_VS, C_GM, C_CHROM, ALPHA, LAMBDA = 1.27, 386.0, 130.0, 0.40, 0.020
+# SDSP parameters as VSI passes them (not SDSP.m's standalone defaults).
+SIGMA_F, OMEGA_0, SIGMA_D, SIGMA_C = 1.34, 0.021, 145.0, 0.001
+SDSP_SIZE = 256
+# Rows L, M, N of VSI.m (spec 1.3).
+LMN = np.array([[0.06, 0.63, 0.27],
+                [0.30, 0.04, -0.35],
+                [0.34, -0.60, 0.17]])
+# sRGB (D65 primaries) -> XYZ of SDSP's RGB2Lab.
+SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+# SDSP's reference white: a rounded D50 (not MATLAB rgb2lab's default D65).
+SDSP_WHITE_D50_ROUNDED = np.array([0.9642, 1.0, 0.8251])
+
+
+def rgb2lab_sdsp_d50(rgb: jnp.ndarray) -> jnp.ndarray:
+  """CIELAB as SDSP's RGB2Lab: (..., 3) sRGB on 0..255 -> (..., 3) L*, a*, b*.
+
+  A variant of the standard conversion: sRGB->XYZ with the D65 matrix, but divided by
+  the rounded D50 white (0.9642, 1, 0.8251); f(t) = t^(1/3) above 0.008856, else
+  (903.3 t + 16) / 116; no clamping (spec 5.2 step 2).
+  """
+  lin = colorspaces.srgb_to_linear(rgb / 255.0)   # the standard sRGB curve
+  xyz = color.apply_matrix(lin, SRGB_TO_XYZ / SDSP_WHITE_D50_ROUNDED[:, None])
+  cube = xyz > 0.008856
+  f = jnp.where(cube, jnp.cbrt(jnp.where(cube, xyz, 1.0)), (903.3 * xyz + 16.0) / 116.0)
+  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+  return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def sdsp_log_gabor(rows: int, cols: int) -> np.ndarray:
+  """SDSP's frequency-domain log-Gabor (rows, cols) float64, zero frequency at [0, 0].
+
+  Zero outside the radius-0.5 disc of the Kovesi grid (SDSP zeroes u1, u2 there, so ln 0
+  sends the filter to 0) and at the zero frequency.
+  """
+  radius, _ = frequency.kovesi_grid(rows, cols)
+  outside = radius > 0.5
+  r = np.where(outside | (radius == 0), 1.0, radius)
+  lg = np.exp(-np.log(r / OMEGA_0) ** 2 / (2 * SIGMA_F ** 2))
+  lg[outside] = 0.0
+  lg[0, 0] = 0.0
+  return lg
+
+
+@functools.lru_cache(maxsize=8)
+def _centre_prior(rows: int, cols: int) -> np.ndarray:
+  i = np.arange(1, rows + 1, dtype=np.float64)[:, None] - rows / 2
+  j = np.arange(1, cols + 1, dtype=np.float64)[None, :] - cols / 2
+  return np.exp(-(i ** 2 + j ** 2) / SIGMA_D ** 2)
+
+
+def _mat2gray(a: jnp.ndarray, fill: float) -> jnp.ndarray:
+  """MATLAB mat2gray over the last two axes; `fill` where the map is constant."""
+  lo = jnp.min(a, axis=(-2, -1), keepdims=True)
+  span = jnp.max(a, axis=(-2, -1), keepdims=True) - lo
+  ok = span > 0
+  return jnp.where(ok, jnp.clip((a - lo) / jnp.where(ok, span, 1.0), 0.0, 1.0), fill)
+
+
+def sdsp(x: jnp.ndarray) -> jnp.ndarray:
+  """SDSP saliency with VSI's parameters: (N, H, W, 3) RGB 0..255 -> (N, H, W) in [0, 1].
+
+  Guards (MATLAB: NaN for flat colour images): a constant a* or b* channel normalises
+  to 0 instead of 0/0 (so the warm-colour prior, and the map, are 0), and mat2gray of
+  a constant map gives 0.
+  """
+  h, w = x.shape[1:3]
+  s = SDSP_SIZE
+  small = resize.imresize(jnp.moveaxis(x, -1, 1), size=(s, s), method="bilinear")
+  lab = jnp.moveaxis(rgb2lab_sdsp_d50(jnp.moveaxis(small, 1, -1)), -1, 1)  # (N, 3, s, s)
+  # The filter is real and even, so rfft2/irfft2 give real(ifft2(fft2(.) LG)) exactly.
+  lg = sdsp_log_gabor(s, s)[:, : s // 2 + 1]
+  band = jnp.fft.irfft2(jnp.fft.rfft2(lab) * jnp.asarray(lg, x.dtype), s=(s, s))
+  sf = gradient.safe_sqrt(jnp.sum(band * band, axis=1))
+  ab = _mat2gray(lab[:, 1:], 0.0)
+  sc = 1.0 - jnp.exp(-jnp.sum(ab * ab, axis=1) / SIGMA_C ** 2)
+  vs = sf * jnp.asarray(_centre_prior(s, s), x.dtype) * sc
+  return _mat2gray(resize.imresize(vs, size=(h, w), method="bilinear"), 0.0)
+
+
+def _similarity(a, b, c):
+  return (2 * a * b + c) / (a * a + b * b + c)
+
+
+@jax.jit
+def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+  """VSI of prepared pairs (N, H, W, C) on 0..255, C = 1 (replicated) or 3 -> (N,).
+
+  Guard: where both saliency maps are 0 everywhere (flat images; MATLAB 0/0), the
+  similarity map is averaged with uniform weights instead.
+  """
+  x, y = _inputs.rgb(x), _inputs.rgb(y)
+  n, h, w, _ = x.shape
+  both = jnp.concatenate([x, y])
+  vs = sdsp(both)[..., None]
+  f = matlab.downsample_factor(h, w)
+  maps = jnp.concatenate([color.apply_matrix(both, LMN), vs], axis=-1)
+  maps = filters.avg_subsample(jnp.moveaxis(maps, -1, 1), f, "B")  # (2N, 4, h, w)
+  lum, m, nn, vs = maps[:, 0], maps[:, 1], maps[:, 2], maps[:, 3]
+  g2 = gradient.gradient_sq(lum, gradient.SCHARR_X)
+  s_vs = _similarity(vs[:n], vs[n:], C_VS)
+  s_g = (2 * gradient.safe_sqrt(g2[:n] * g2[n:]) + C_GM) / (g2[:n] + g2[n:] + C_GM)
+  s_c = _similarity(m[:n], m[n:], C_CHROM) * _similarity(nn[:n], nn[n:], C_CHROM)
+  # Re(p^0.02), principal branch (MATLAB's complex power of a negative base).
+  s_c_mag = gradient.safe_pow(jnp.abs(s_c), LAMBDA)
+  s_c = jnp.where(s_c < 0, s_c_mag * math.cos(LAMBDA * math.pi), s_c_mag)
+  weight = jnp.maximum(vs[:n], vs[n:])
+  sim = s_g ** ALPHA * s_vs * s_c
+  total = jnp.sum(weight, axis=(-2, -1))
+  ok = total > 0
+  pooled = jnp.sum(sim * weight, axis=(-2, -1)) / jnp.where(ok, total, 1.0)
+  return jnp.where(ok, pooled, jnp.mean(sim, axis=(-2, -1)))
+
+
+def vsi(reference, distorted) -> jnp.ndarray:
+  """VSI(image1, image2) as VSI.m (MATLAB semantics); higher is better.
+
+  Args:
+    reference, distorted: float in [0, 1] or uint8, (N, H, W, 3) RGB or (N, H, W, 1)
+      grey (replicated to RGB), or a single (H, W, C) image. Symmetric.
+
+  Returns:
+    (N,) scores in (0, 1]; 1 for identical images.
+  """
+  x, y = _inputs.prepare_pair(reference, distorted, "vsi", channels=(1, 3), min_size=8)
+  return vsi_core(x, y)

@@ -1,0 +1,53 @@
+"""Heads over narrow MLSP features (N, 16928): DeepFL-IQA's regressor and its MTL head.
+
+Lin, Hosu, Saupe, DeepFL-IQA (2020) and the KonCept/MLSP fc stack: Dense 2048 (ReLU,
+He-normal) -> BatchNorm -> Dropout 0.25 -> Dense 1024 -> BN -> Dropout 0.25 -> Dense 256
+-> BN -> Dropout 0.5 -> Dense (linear). Keras defaults: BN momentum 0.99, epsilon 1e-3
+(with scale), Dense biases zero.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+NUM_PROXIES = 11
+
+
+class MLSPHead(nn.Module):
+  """Fully connected stack over (N, D) features -> (N, outputs).
+
+  Call `head.apply(variables, feats, train=False)`; with `train=True` give a
+  `rngs={"dropout": key}` and `mutable=["batch_stats"]`.
+  """
+  outputs: int = 1
+  hidden: Sequence[int] = (2048, 1024, 256)
+  dropout: Sequence[float] = (0.25, 0.25, 0.5)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    if len(self.hidden) != len(self.dropout):
+      raise ValueError("hidden and dropout need the same length")
+    x = x.reshape(x.shape[0], -1).astype(self.dtype)
+    for units, rate in zip(self.hidden, self.dropout):
+      x = nn.Dense(units, kernel_init=nn.initializers.he_normal(), dtype=self.dtype,
+                   param_dtype=jnp.float32)(x)
+      x = nn.relu(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
+                       dtype=self.dtype, param_dtype=jnp.float32)(x)
+      x = nn.Dropout(rate, deterministic=not train)(x)
+    x = nn.Dense(self.outputs, kernel_init=nn.initializers.he_normal(),
+                 dtype=self.dtype, param_dtype=jnp.float32)(x)
+    return x.astype(jnp.float32)
+
+
+class MOSRegressor(MLSPHead):
+  """DeepFL-IQA's Stage 3 regressor: 16928 -> 2048 -> 1024 -> 256 -> 1 (MOS/DMOS)."""
+  outputs: int = 1
+
+
+class MultiTaskHead(MLSPHead):
+  """Stage 1 multi-task head on MLSP: one linear output per FR proxy (11)."""
+  outputs: int = NUM_PROXIES
