@@ -103,20 +103,41 @@ def channels_last(x: jnp.ndarray) -> jnp.ndarray:
 
 def filter_replicate(planes: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
   """MATLAB imfilter(planes, kernel, 'replicate') (correlation, 'same', centre anchor)
-  for an odd (possibly traced) kernel: planes (C, H, W) -> (C, H, W)."""
+  for an odd (possibly traced) 2-D kernel: planes (C, H, W) -> (C, H, W).
+
+  Computed as an FFT product on the replicate-padded planes (XLA's CPU convolution is
+  ~60x slower for these shapes); the circular wrap only touches the discarded border.
+  Agrees with direct summation to ~1e-7 in float32."""
   kh, kw = kernel.shape
   ph, pw = kh // 2, kw // 2
   xp = jnp.pad(planes, ((0, 0), (ph, ph), (pw, pw)), mode="edge")
-  out = jax.lax.conv_general_dilated(
-      xp[:, None], kernel.astype(planes.dtype)[None, None], (1, 1), "VALID",
-      precision=HI)
-  return out[:, 0]
+  hp, wp = xp.shape[-2:]
+  k = jnp.fft.rfft2(kernel[::-1, ::-1].astype(planes.dtype), s=(hp, wp))
+  y = jnp.fft.irfft2(jnp.fft.rfft2(xp) * k, s=(hp, wp))
+  return y[:, kh - 1:, kw - 1:].astype(planes.dtype)
+
+
+def _correlate_axis(x: jnp.ndarray, taps: jnp.ndarray, axis: int) -> jnp.ndarray:
+  """'same' correlation along `axis` with replicate padding, (possibly traced) odd
+  taps, as shifted multiply-adds (XLA fuses them into one loop)."""
+  r = taps.shape[0] // 2
+  n = x.shape[axis]
+  pads = [(0, 0)] * x.ndim
+  pads[axis] = (r, r)
+  xp = jnp.pad(x, pads, mode="edge")
+  out = None
+  for u in range(taps.shape[0]):
+    term = taps[u] * jax.lax.slice_in_dim(xp, u, u + n, axis=axis)
+    out = term if out is None else out + term
+  return out
 
 
 def sep_filter_replicate(planes: jnp.ndarray, taps: jnp.ndarray) -> jnp.ndarray:
-  """Separable symmetric filter, same (possibly traced) odd taps on rows and columns,
-  replicate padding: planes (C, H, W) -> (C, H, W)."""
-  return filter_replicate(filter_replicate(planes, taps[:, None]), taps[None, :])
+  """Separable filter, the same (possibly traced) odd taps on rows and columns,
+  replicate padding (MATLAB imfilter of the outer product): (C, H, W) -> (C, H, W)."""
+  taps = taps.astype(planes.dtype)
+  return _correlate_axis(_correlate_axis(planes, taps, planes.ndim - 2), taps,
+                         planes.ndim - 1)
 
 
 def imgaussfilt(planes: jnp.ndarray, sigma, half_width: int) -> jnp.ndarray:

@@ -74,8 +74,10 @@ def _prepare_image(image):
   elif not jnp.issubdtype(x.dtype, jnp.floating):
     raise TypeError(f"distort expects float images in [0, 1] (or uint8), got {x.dtype}")
   if _is_concrete(x):
-    lo, hi = float(jnp.min(x)), float(jnp.max(x))
-    if not (np.isfinite(lo) and np.isfinite(hi)):
+    with jax.ensure_compile_time_eval():   # also when called inside a user's jit
+      finite = bool(jnp.all(jnp.isfinite(x)))
+      lo, hi = float(jnp.min(x)), float(jnp.max(x))
+    if not finite:
       raise ValueError("distort: image contains NaN or inf")
     if lo < 0.0 or hi > 1.0:
       raise ValueError(f"distort expects values in [0, 1], got range [{lo}, {hi}]")

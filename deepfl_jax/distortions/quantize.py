@@ -16,14 +16,18 @@ _SIDE = (1 << _BITS) + 1        # prefix-sum grid (index 0 is the empty border)
 _FS = ((0, 1, 7 / 16), (1, -1, 3 / 16), (1, 0, 5 / 16), (1, 1, 1 / 16))
 
 
+def _cell_index(rgb8: jnp.ndarray) -> jnp.ndarray:
+  """Flat index into the (33, 33, 33) histogram of each pixel of int (H, W, 3): (H W,)."""
+  idx = (rgb8 >> (8 - _BITS)) + 1
+  return (((idx[..., 0] * _SIDE) + idx[..., 1]) * _SIDE + idx[..., 2]).ravel()
+
+
 def _moments(rgb8: jnp.ndarray) -> jnp.ndarray:
   """Cumulative 3-D moments (5, 33, 33, 33): count, sum r, g, b, sum |c|^2.
 
   Colours enter centred and scaled to [-0.5, 0.5] so float32 sums stay accurate.
   """
-  idx = (rgb8 >> (8 - _BITS)) + 1
-  flat = ((idx[..., 0] * _SIDE) + idx[..., 1]) * _SIDE + idx[..., 2]
-  flat = flat.ravel()
+  flat = _cell_index(rgb8)
   c = (rgb8.reshape(-1, 3).astype(jnp.float32) - 127.5) / 255.0
   weights = [jnp.ones_like(c[:, 0]), c[:, 0], c[:, 1], c[:, 2], jnp.sum(c * c, axis=1)]
   m = jnp.stack([jnp.bincount(flat, w, length=_SIDE ** 3) for w in weights])
@@ -119,9 +123,23 @@ def wu_palette(rgb8: jnp.ndarray, n_colors, max_colors: int = 64):
 
   boxes, vv, count = jax.lax.fori_loop(0, 2 * (max_colors - 1), body,
                                        (boxes, vv, jnp.int32(1)))
-  mom = jax.vmap(lambda b: _vol(m, b))(boxes)
-  mean = mom[:, 1:4] / jnp.maximum(mom[:, :1], 1.0) * 255.0 + 127.5
   valid = jnp.arange(max_colors) < count
+  # Palette = mean colour of each box, summed exactly in int32 over the pixels (the
+  # float32 prefix sums above are good enough to choose cuts, not for exact means).
+  grid = jnp.arange(_SIDE)
+
+  def inside(b):
+    r = (grid > b[0]) & (grid <= b[1])
+    g = (grid > b[2]) & (grid <= b[3])
+    bl = (grid > b[4]) & (grid <= b[5])
+    return r[:, None, None] & g[None, :, None] & bl[None, None, :]
+
+  cells = jax.vmap(inside)(boxes) & valid[:, None, None, None]
+  label = jnp.argmax(cells, axis=0).ravel()[_cell_index(rgb8)]
+  count = jnp.bincount(label, length=max_colors)
+  sums = jnp.stack([jnp.bincount(label, rgb8.reshape(-1, 3)[:, c], length=max_colors)
+                    for c in range(3)], axis=1)
+  mean = sums.astype(jnp.float32) / jnp.maximum(count, 1).astype(jnp.float32)[:, None]
   return jnp.where(valid[:, None], mean, 0.0), valid
 
 

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Keras' block lengths (block35, block17, block8) and residual scales.
 KERAS_BLOCKS = (10, 20, 10)
@@ -304,12 +305,29 @@ def keras_graph(variant: str = "notop", width: float = 1.0,
   return g, [n for n in g.keras_order(outputs) if g.nodes[n].weighted]
 
 
-def init_variables(model: InceptionResNetV2, rng=None, shape=(1, 299, 299, 3)):
-  """Initialised {"params", "batch_stats"} for `model` (Keras-style glorot kernels)."""
-  rng = jax.random.PRNGKey(0) if rng is None else rng
-  return model.init(rng, jnp.zeros(shape, jnp.float32))
+def init_variables(model: InceptionResNetV2, seed: int = 0, shape=(1, 299, 299, 3)):
+  """Fresh {"params", "batch_stats"} drawn on the host (NumPy), as Keras initialises.
+
+  Kernels glorot-uniform (Keras' default), biases and batch-norm offsets zero, moving
+  mean 0 and variance 1. Same distribution as `model.init`, but without compiling one
+  random-number program per parameter (`jax.jit(model.init)` of the full model takes
+  minutes of XLA compilation on a CPU).
+  """
+  rng = np.random.default_rng(seed)
+  abstract = abstract_variables(model, shape)
+
+  def draw(path, leaf):
+    name = path[-1].key
+    if name == "kernel":
+      receptive = int(np.prod(leaf.shape[:-2]))
+      fan_in, fan_out = leaf.shape[-2] * receptive, leaf.shape[-1] * receptive
+      limit = np.sqrt(6.0 / (fan_in + fan_out))
+      return jnp.asarray(rng.uniform(-limit, limit, leaf.shape), jnp.float32)
+    return (jnp.ones if name == "var" else jnp.zeros)(leaf.shape, jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(draw, abstract)
 
 
 def abstract_variables(model: InceptionResNetV2, shape=(1, 299, 299, 3)):
   """Shapes of the variables (jax.ShapeDtypeStruct pytree) without computing."""
-  return jax.eval_shape(lambda: init_variables(model, shape=shape))
+  return jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(shape, jnp.float32))

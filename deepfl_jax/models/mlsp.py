@@ -100,7 +100,8 @@ def mlsp_extractor(params, kind: Literal["narrow", "wide"] = "narrow",
     model: the backbone (default Keras' InceptionResNetV2, float32).
 
   Returns `fn(images)` for float images (N, H, W, 3) in [0, 1], H, W >= 75, one
-  compilation per input shape and dtype. The variables are a traced argument (not
+  compilation per input shape and dtype (shared by extractors of the same model, kind
+  and input scale). The variables are a traced argument (not
   baked-in constants), so the function composes with `jax.jit`, `jax.vmap` and
   `jax.grad` (with respect to the images) in other code.
   """
@@ -114,8 +115,16 @@ def mlsp_extractor(params, kind: Literal["narrow", "wide"] = "narrow",
     params = keras_import.load_variables(params, model)
   variables = {"params": params["params"], "batch_stats": params["batch_stats"]}
 
+  return functools.partial(_jitted_core(model, kind, input_scale), variables)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_core(model, kind, input_scale):
+  """One jitted function per (model, kind, scale): extractors built again (other
+  weights, a reloaded checkpoint) reuse its compilations."""
+
   @jax.jit
   def core(variables, images):
     return mlsp_features(model, variables, images, kind, input_scale)
 
-  return functools.partial(core, variables)
+  return core

@@ -71,18 +71,16 @@ def test_ijg_tables_match_libjpeg():
 
 
 def test_jpeg_matches_pillow_libjpeg(images):
-  # Measured (PSNR to pristine, ours vs Pillow): astronaut 31.441/31.442 (q43) ...
-  # 22.903/22.903 (q4); coffee 30.936/30.935 ... 22.644/22.644. Our DCT is exact float
-  # where libjpeg's ISLOW is fixed point, so a few coefficients on a rounding boundary
-  # flip: ours vs Pillow's decoded pixels are >= 49 dB apart, < 7 % of values differ.
+  # The integer ISLOW DCT, libjpeg-turbo's quantiser, chroma box-downsampling and fancy
+  # upsampling are emulated exactly: the decoded pixels are Pillow's, bit for bit (so
+  # the PSNRs to pristine are equal: astronaut 31.442 (q43), 30.946, 29.762, 25.289,
+  # 22.903 (q4); coffee 157x233 30.935, 30.536, 29.397, 25.046, 22.644 dB).
   for name, u8 in images.items():
     x = jnp.asarray(u8 / 255.0, jnp.float32)
     for q in KADID_QUALITIES:
       ref, _ = _pillow_jpeg(u8, q)
       ours = _as_u8(_jpeg(x, jnp.float32(q), None))
-      assert abs(_psnr(u8, ours) - _psnr(u8, ref)) < 0.05, (name, q)
-      assert _psnr(ref, ours) > 45.0, (name, q)
-      assert np.mean(ours != ref) < 0.1, (name, q)
+      np.testing.assert_array_equal(ours, ref, err_msg=f"{name} q={q}")
 
 
 def test_jpeg_traced_quality_and_severity(images):
@@ -110,15 +108,17 @@ def kadid_ref():
 
 
 def test_jpeg_matches_octave_reference(kadid_ref):
-  # The references include the driver's two mapmm steps. Measured PSNR (full / crop):
-  # q43 49.9/49.0, q36 48.1/50.3, q24 50.4/53.0, q7 52.0/47.2, q4 47.8/41.7 dB.
+  # The references (libjpeg-turbo via GraphicsMagick) include the driver's two mapmm
+  # steps. Ours matches them to the 16-bit PNG quantisation (max error 7.6e-6, half an
+  # LSB of 1/65535; PSNR > 106 dB), far above the 35 dB the issue asks for.
   root, inputs = kadid_ref
   for which, u8 in inputs.items():
     x = jnp.asarray(_mapmm(u8), jnp.float32)
     for level, q in enumerate(KADID_QUALITIES, start=1):
       ref = _read_png16(root / which / f"t10_l{level}.png")
       ours = _mapmm(_jpeg(x, jnp.float32(q), None))
-      assert _psnr(ours, ref, peak=1.0) >= 40.0, (which, level)
+      np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5, err_msg=f"{which} {level}")
+      assert _psnr(ours, ref, peak=1.0) >= 35.0
 
 
 # --- JPEG 2000 -------------------------------------------------------------------------
@@ -154,3 +154,7 @@ def test_jpeg2000_properties():
   assert _psnr(u8, _as_u8(fine)) > 40.0
   empty = np.asarray(f(x, jnp.float32(1e5), None))
   np.testing.assert_allclose(empty, 128 / 255, atol=1e-6)
+  # The header allowance scales with the area: a small crop at KADID's ratio 120 is
+  # still an image (a fixed 250-byte header would leave no budget at all).
+  mid = _psnr(u8, _as_u8(f(x, jnp.float32(120.0), None)))
+  assert 18.0 < mid < _psnr(u8, _as_u8(f(x, jnp.float32(16.0), None))) - 3.0, mid

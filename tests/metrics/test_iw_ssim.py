@@ -48,28 +48,49 @@ def test_too_small_images_are_rejected():
     iw_ssim(small, small)
 
 
-def test_enlarge_matrix_matches_imenlarge2_definition():
-  """imenlarge2 along one axis: bilinear imresize to 4m-3, linear end extrapolation,
-  every second sample. A linear ramp must stay exactly linear (slope halves)."""
-  m = 7
-  e = iw_module._enlarge_matrix(m, 2 * m)
-  ramp = np.arange(m, dtype=np.float64)
-  # Enlarged sample k sits at (k - 0.5) / 2 in input coordinates (0-based).
-  np.testing.assert_allclose(e @ ramp, (np.arange(2 * m) - 0.5) / 2, atol=1e-12)
-  np.testing.assert_allclose(e.sum(axis=1), 1.0, atol=1e-12)
+def test_enlarge_parent_matches_literal_imenlarge2(x64):
+  """imenlarge2 written out: bilinear imresize to (4M-3) x (4N-3), placed inside a
+  (4M-1) x (4N-1) array, first/last rows then columns linearly extrapolated, every
+  second row and column; then cropped to the child band size."""
+  from deepfl_jax.ops import resize
+  rng = np.random.default_rng(1)
+  m, n = 6, 9
+  band = rng.normal(size=(m, n))
+  t1 = np.asarray(resize.imresize(jnp.asarray(band), (4 * m - 3, 4 * n - 3),
+                                  method="bilinear"))
+  t2 = np.zeros((4 * m - 1, 4 * n - 1))
+  t2[1:-1, 1:-1] = t1
+  t2[0] = 2 * t2[1] - t2[2]
+  t2[-1] = 2 * t2[-2] - t2[-3]
+  t2[:, 0] = 2 * t2[:, 1] - t2[:, 2]
+  t2[:, -1] = 2 * t2[:, -2] - t2[:, -3]
+  want = t2[::2, ::2][:11, :17]
+  got = iw_module._enlarge_parent(jnp.asarray(band)[None], (11, 17))[0]
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 
 
-def test_laplacian_pyramid_reconstructs_and_shapes(x64):
-  x = jnp.asarray(np.random.default_rng(0).uniform(0, 255, (1, 37, 50)))
+@pytest.mark.parametrize("n", [11, 12])
+def test_pyramid_matrices_match_literal_corrdn_upconv(n):
+  """Reduce: reflect1 padding (NumPy 'reflect'), binom5 correlation, samples 0, 2, ...
+  Expand: samples at even positions of 2m zeros, reflect1 padding, binom5, first n."""
+  b = np.sqrt(2) / 16 * np.array([1, 4, 6, 4, 1])
+  v = np.random.default_rng(n).normal(size=n)
+  reduced = np.correlate(np.pad(v, 2, mode="reflect"), b, "valid")[::2]
+  np.testing.assert_allclose(iw_module._reduce_matrix(n) @ v, reduced, atol=1e-13)
+  m = len(reduced)
+  z = np.zeros(2 * m)
+  z[::2] = reduced
+  expanded = np.correlate(np.pad(z, 2, mode="reflect"), b, "valid")[:n]
+  np.testing.assert_allclose(iw_module._expand_matrix(m, n) @ reduced, expanded,
+                             atol=1e-13)
+
+
+def test_laplacian_pyramid_shapes_and_flat_image(x64):
+  x = jnp.full((1, 37, 50), 100.0)
   bands = iw_module._laplacian_pyramid(x)
   assert [b.shape[-2:] for b in bands] == [(37, 50), (19, 25), (10, 13), (5, 7), (3, 4)]
-  # Collapsing the pyramid (expand and add, coarse to fine) gives the image back.
-  img = bands[-1]
-  for band in bands[-2::-1]:
-    up = iw_module._expand_axis(img, band.shape[-2], img.ndim - 2)
-    img = band + iw_module._expand_axis(up, band.shape[-1], img.ndim - 1)
-  np.testing.assert_allclose(img, x, atol=1e-9)
-  # A constant image has (numerically) empty Laplacian bands: reflect1 keeps it flat.
-  flat = iw_module._laplacian_pyramid(jnp.full((1, 37, 50), 100.0))
-  for band in flat[:-1]:
+  # A constant image has empty Laplacian bands (reflect1 edges keep it flat), and the
+  # residual carries the DC gain 2 per level of the sqrt(2)-scaled binom5 filter.
+  for band in bands[:-1]:
     np.testing.assert_allclose(band, 0.0, atol=1e-10)
+  np.testing.assert_allclose(bands[-1], 100.0 * 2 ** 4, rtol=1e-12)

@@ -55,3 +55,23 @@ def test_core_on_prepared_batch(x64):
   np.testing.assert_allclose(mdsi_core(jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64),
                                        combination="mult"),
                              mdsi(x, y, combination="mult"), rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize("comb", ["sum", "mult"])
+def test_identical_is_exactly_zero_in_float32(comb):
+  """Rounding noise of 1e-8 would become ~1e-2 after the fourth root; the maps are
+  grouped so that GS = CS = 1 exactly for identical inputs."""
+  rng = np.random.default_rng(1)
+  x = rng.uniform(0, 1, (2, 48, 64, 3)).astype(np.float32)
+  assert np.all(np.asarray(mdsi(x, x, combination=comb)) == 0.0)
+  assert np.all(np.asarray(jax.jit(mdsi)(x, x)) == 0.0)
+  grad = jax.grad(lambda d: jnp.sum(mdsi(x, d, combination=comb)))(jnp.asarray(x))
+  assert np.all(np.isfinite(np.asarray(grad)))
+
+
+def test_vmap_matches_batch():
+  rng = np.random.default_rng(2)
+  x = rng.integers(0, 256, (3, 40, 56, 3)).astype(np.uint8)
+  y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+  mapped = jax.vmap(lambda a, b: mdsi(a, b)[0])(x, y)
+  np.testing.assert_allclose(mapped, mdsi(x, y), rtol=1e-5, atol=1e-6)

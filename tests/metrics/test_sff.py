@@ -176,3 +176,16 @@ def test_user_w_is_used(golden, tmp_path, x64):
     assert float(sff(ref, dist, w=path)[0]) == float(sff(ref, dist, w=other)[0])
   with pytest.raises(ValueError, match="W must be"):
     sff(ref, dist, w=np.zeros((8, 100)))
+
+
+def test_jit_vmap_batch_agree_on_tied_uint8():
+  """uint8 images have many exactly tied block statistics; the selection at the median
+  must not depend on how XLA compiles the graph (eager, jit, vmap, batch)."""
+  rng = np.random.default_rng(1)
+  ref = rng.integers(0, 256, (3, 64, 80, 3)).astype(np.uint8)
+  dist = np.clip(ref + rng.normal(0, 12, ref.shape), 0, 255).astype(np.uint8)
+  single = np.array([float(sff(ref[i], dist[i])[0]) for i in range(3)])
+  np.testing.assert_allclose(sff(ref, dist), single, rtol=0, atol=1e-6)
+  np.testing.assert_allclose(jax.jit(sff)(ref, dist), single, rtol=0, atol=1e-6)
+  mapped = jax.vmap(lambda a, b: sff(a, b)[0])(ref, dist)
+  np.testing.assert_allclose(mapped, single, rtol=0, atol=1e-6)

@@ -72,3 +72,11 @@ def test_flat_and_identical(x64):
 def test_too_small():
   with pytest.raises(ValueError, match="too small"):
     sr_sim(np.zeros((30, 64, 1)), np.zeros((30, 64, 1)))
+
+
+def test_vmap_matches_batch():
+  rng = np.random.default_rng(2)
+  x = rng.integers(0, 256, (3, 48, 56, 3)).astype(np.uint8)
+  y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
+  mapped = jax.vmap(lambda a, b: sr_sim(a, b)[0])(x, y)
+  np.testing.assert_allclose(mapped, sr_sim(x, y), rtol=1e-5, atol=1e-6)

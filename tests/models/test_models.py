@@ -23,18 +23,26 @@ SHAPE = (2, 75, 91, 3)  # non-square, Keras' minimum side
 
 @pytest.fixture(scope="module")
 def small_vars():
-  v = jax.jit(SMALL.init)(jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 3)))
-  # Non-trivial batch-norm statistics, so that importing them is tested.
-  leaves, tree = jax.tree.flatten(v["batch_stats"])
-  keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-  leaves = [l + jax.random.uniform(k, l.shape, minval=0.1, maxval=0.5)
-            for l, k in zip(leaves, keys)]
-  return {"params": v["params"], "batch_stats": jax.tree.unflatten(tree, leaves)}
+  v = irv2.init_variables(SMALL, seed=0)
+  # Non-trivial batch-norm statistics (small, so that ReLUs do not all die).
+  rng = np.random.default_rng(1)
+  stats = jax.tree_util.tree_map_with_path(
+      lambda p, x: x * rng.uniform(0.5, 1.5, x.shape) if p[-1].key == "var"
+      else x + rng.normal(0, 0.02, x.shape), v["batch_stats"])
+  stats = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), stats)
+  return {"params": v["params"], "batch_stats": stats}
 
 
 @pytest.fixture(scope="module")
 def images():
   return jax.random.uniform(jax.random.PRNGKey(2), SHAPE)
+
+
+@pytest.fixture(scope="module")
+def narrow(small_vars, images):
+  """(extractor, its features of `images`) for the small model."""
+  fn = mlsp_extractor(small_vars, model=SMALL)
+  return fn, fn(images)
 
 
 # ---------------------------------------------------------------- full architecture
@@ -53,17 +61,15 @@ def test_full_model_param_count_and_taps_abstract():
   # Spatial sizes of Keras at 384x512 (valid stem, stride-2 reductions).
   assert taps[0].shape[1:3] == (45, 61) and taps[11].shape[1:3] == (22, 30)
   assert taps[32].shape[1:3] == (10, 14) and final.shape == (1, 10, 14, 1536)
-  feats = jax.eval_shape(lambda v, x: mlsp.mlsp_features(model, v, x), v, x)
-  assert feats.shape == (1, MLSP_WIDTH)
-  wide = jax.eval_shape(lambda v, x: mlsp.mlsp_features(model, v, x, "wide"), v, x)
-  assert wide.shape == (1, 5, 5, MLSP_WIDTH)
+  assert jax.eval_shape(mlsp.mlsp_narrow, taps).shape == (1, MLSP_WIDTH)
+  assert jax.eval_shape(mlsp.mlsp_wide, taps).shape == (1, 5, 5, MLSP_WIDTH)
 
 
-def test_bf16_compute_keeps_float32_params(small_vars, images):
+def test_bf16_compute_keeps_float32_params(small_vars, images, narrow):
   bf = InceptionResNetV2(width=0.125, blocks=(1, 1, 1), dtype=jnp.bfloat16)
-  v = jax.eval_shape(bf.init, jax.random.PRNGKey(0), jnp.zeros((1, 75, 75, 3)))
+  v = irv2.abstract_variables(bf, (1, 75, 75, 3))
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(v))
-  f32 = mlsp_extractor(small_vars, model=SMALL)(images)
+  f32 = narrow[1]
   b16 = mlsp_extractor(small_vars, model=bf)(images)
   assert b16.dtype == jnp.float32
   rel = float(jnp.linalg.norm(b16 - f32) / jnp.linalg.norm(f32))
@@ -82,31 +88,30 @@ def test_extractor_compiles_once_per_shape(small_vars, images, monkeypatch):
   traces = []
   real = mlsp.mlsp_narrow
   monkeypatch.setattr(mlsp, "mlsp_narrow", lambda taps: traces.append(1) or real(taps))
-  fn = mlsp_extractor(small_vars, model=SMALL)
+  model = InceptionResNetV2(width=0.125, blocks=(1, 1, 1), precision="highest")
+  fn = mlsp_extractor(small_vars, model=model)
   a = fn(images)
   b = fn(images + 0.1)
   assert len(traces) == 1 and a.shape == (2, sum(irv2.tap_widths(0.125, (1, 1, 1))))
   assert not np.allclose(a, b)
   fn(images[:1])
-  fn(jnp.zeros((2, 80, 75, 3)))
   fn(images[1:])
-  assert len(traces) == 3 and fn.func._cache_size() == 3
+  assert len(traces) == 2 and fn.func._cache_size() == 2
 
 
-def test_extractor_vmap_grad_jit(small_vars, images):
-  fn = mlsp_extractor(small_vars, model=SMALL)
-  ref = fn(images)
+def test_extractor_vmap_grad_jit(images, narrow):
+  fn, ref = narrow
   stacked = jax.vmap(fn)(images[:, None])  # (2, 1, H, W, 3) -> (2, 1, D)
   np.testing.assert_allclose(stacked[:, 0], ref, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(jax.jit(lambda x: fn(x) * 2)(images), 2 * ref, rtol=1e-5,
-                             atol=1e-6)
-  g = jax.grad(lambda x: jnp.sum(fn(x) ** 2))(images)
+  # Inside another jit, together with grad (one compilation for both).
+  value, g = jax.jit(jax.value_and_grad(lambda x: jnp.sum(fn(x) ** 2)))(images)
+  np.testing.assert_allclose(value, jnp.sum(ref ** 2), rtol=1e-4)
   assert g.shape == images.shape and bool(jnp.all(jnp.isfinite(g)))
   assert float(jnp.abs(g).max()) > 0
 
 
-def test_wide_pools_consistently_with_narrow(small_vars, images):
-  narrow = mlsp_extractor(small_vars, model=SMALL)(images)
+def test_wide_pools_consistently_with_narrow(small_vars, images, narrow):
+  narrow = narrow[1]
   wide = mlsp_extractor(small_vars, "wide", model=SMALL)(images)
   assert wide.shape == (2, 5, 5, narrow.shape[-1])
   # Area resizing preserves the mean: the 5x5 average equals global average pooling.
@@ -123,8 +128,8 @@ def test_area_matrix():
   np.testing.assert_allclose(mlsp.area_matrix(1, 5), np.ones((5, 1)))
 
 
-def test_input_scale_keras(small_vars, images):
-  unit = mlsp_extractor(small_vars, model=SMALL, input_scale="unit")
+def test_input_scale_keras(small_vars, images, narrow):
+  unit = narrow[0]
   keras_scale = mlsp_extractor(small_vars, model=SMALL, input_scale="keras")
   np.testing.assert_allclose(keras_scale(images), unit(2 * images - 1), rtol=1e-5,
                              atol=1e-6)
@@ -148,28 +153,32 @@ def test_train_mode_updates_batch_stats(small_vars, images):
 
 
 def test_heads():
-  x = jax.random.normal(jax.random.PRNGKey(0), (4, MLSP_WIDTH))
   reg = MOSRegressor()
-  v = jax.jit(reg.init)(jax.random.PRNGKey(1), x)
+  v = jax.eval_shape(reg.init, jax.random.PRNGKey(1), jnp.zeros((4, MLSP_WIDTH)))
   dims = [(k, p["kernel"].shape) for k, p in sorted(v["params"].items()) if "kernel" in p]
   assert dims == [("Dense_0", (MLSP_WIDTH, 2048)), ("Dense_1", (2048, 1024)),
                   ("Dense_2", (1024, 256)), ("Dense_3", (256, 1))]
   assert set(v["batch_stats"]) == {"BatchNorm_0", "BatchNorm_1", "BatchNorm_2"}
   assert "scale" in v["params"]["BatchNorm_0"]  # Keras' default BN has gamma
-  y = reg.apply(v, x)
-  assert y.shape == (4, 1)
-  y1, upd = reg.apply(v, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)},
-                      mutable=["batch_stats"])
-  y2, _ = reg.apply(v, x, train=True, rngs={"dropout": jax.random.PRNGKey(3)},
-                    mutable=["batch_stats"])
+  vm = jax.eval_shape(MultiTaskHead().init, jax.random.PRNGKey(1), jnp.zeros((4, 64)))
+  assert vm["params"]["Dense_3"]["kernel"].shape == (256, 11)
+  # Behaviour on a narrow input (the same module, smaller first Dense).
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 64))
+  v = jax.jit(reg.init)(jax.random.PRNGKey(1), x)
+  w = v["params"]["Dense_0"]["kernel"]
+  assert abs(float(w.std()) - np.sqrt(2 / 64)) < 0.1 * np.sqrt(2 / 64)  # He normal
+  infer = jax.jit(reg.apply)
+  train = jax.jit(lambda v, x, key: reg.apply(v, x, train=True, rngs={"dropout": key},
+                                              mutable=["batch_stats"]))
+  assert infer(v, x).shape == (4, 1)
+  y1, upd = train(v, x, jax.random.PRNGKey(2))
+  y2, _ = train(v, x, jax.random.PRNGKey(3))
   assert not np.allclose(y1, y2)  # dropout active in training
+  np.testing.assert_array_equal(infer(v, x), infer(v, x))  # and not at inference
   mean = upd["batch_stats"]["BatchNorm_0"]["mean"]
   # Keras momentum 0.99: one step moves the running mean 1% towards the batch mean.
-  h = jax.nn.relu(x @ v["params"]["Dense_0"]["kernel"] + v["params"]["Dense_0"]["bias"])
+  h = jax.nn.relu(x @ w + v["params"]["Dense_0"]["bias"])
   np.testing.assert_allclose(mean, 0.01 * h.mean(0), rtol=1e-4, atol=1e-6)
-  mtl = MultiTaskHead()
-  vm = jax.eval_shape(mtl.init, jax.random.PRNGKey(1), x)
-  assert vm["params"]["Dense_3"]["kernel"].shape == (256, 11)
 
 
 # ------------------------------------------------------------------ Keras h5 import
@@ -228,15 +237,15 @@ def test_import_roundtrip_and_errors(small_vars, tmp_path):
     load_keras_weights(tmp_path / "not.h5", SMALL)
 
 
-def test_import_mlsp_only_file(small_vars, images, tmp_path):
+def test_import_mlsp_only_file(small_vars, images, narrow, tmp_path):
   path = _write_h5(tmp_path / "mlsp.h5", small_vars, SMALL, variant="mlsp")
   with pytest.warns(UserWarning, match="conv_7b"):
     v = load_keras_weights(path, SMALL)
-  np.testing.assert_allclose(mlsp_extractor(v, model=SMALL)(images),
-                             mlsp_extractor(small_vars, model=SMALL)(images), rtol=1e-6)
+  np.testing.assert_allclose(mlsp_extractor(v, model=SMALL)(images), narrow[1],
+                             rtol=1e-6)
 
 
-def test_cli_orbax_checkpoint(small_vars, images, tmp_path, monkeypatch, capsys):
+def test_cli_orbax_checkpoint(small_vars, images, narrow, tmp_path, monkeypatch, capsys):
   path = _write_h5(tmp_path / "w.h5", small_vars, SMALL)
   # The CLI converts Keras' architecture; point it at the small one for speed.
   monkeypatch.setattr(keras_import.irv2, "InceptionResNetV2",
@@ -251,7 +260,7 @@ def test_cli_orbax_checkpoint(small_vars, images, tmp_path, monkeypatch, capsys)
   assert keras_import.main([str(tmp_path / "nope.h5"), str(tmp_path / "c2")]) == 2
   assert not (tmp_path / "c2").exists()
   _close(models.restore_checkpoint(out), small_vars)
-  ref = mlsp_extractor(small_vars, model=SMALL)(images)
+  ref = narrow[1]
   for source in (out, str(path)):
     np.testing.assert_allclose(mlsp_extractor(source, model=SMALL)(images), ref,
                                rtol=1e-6)

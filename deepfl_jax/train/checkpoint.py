@@ -1,0 +1,104 @@
+"""Orbax checkpoints of the `TrainState`: every N steps and at exit, keep K, resume.
+
+Layout: `<workdir>/checkpoints/<step>/{state, meta}`; `meta` (JSON) records what fixes
+the data order (global batch size, seed), so a resume that would silently change it is
+refused. All processes call `save` (orbax writes each replicated array once).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from absl import logging
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+
+class Checkpointer:
+  """A `CheckpointManager` over `directory` (created if absent, never wiped).
+
+  Args:
+    directory: checkpoint folder (absolute or relative; orbax needs absolute paths).
+    save_every: `save(step, ...)` writes only when step % save_every == 0, unless forced.
+    keep: number of most recent checkpoints kept.
+    meta: JSON-able dict saved with every checkpoint and checked on restore (keys whose
+      values differ from the checkpoint's make `restore` raise).
+  """
+
+  def __init__(self, directory: str | os.PathLike, *, save_every: int = 1000,
+               keep: int = 3, meta: dict | None = None, async_save: bool = True):
+    if save_every <= 0:
+      raise ValueError(f"config.train.checkpoint_every must be >= 1, got {save_every}")
+    if keep <= 0:
+      raise ValueError(f"config.train.keep_checkpoints must be >= 1, got {keep}")
+    self.directory = os.path.abspath(os.fspath(directory))
+    self.meta = dict(meta or {})
+    self.save_every = save_every
+    # The interval is applied here (orbax's default policy would also save the first
+    # step of a run); every save below is forced.
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=1, max_to_keep=keep, create=True,
+        enable_async_checkpointing=async_save)
+    self._mngr = ocp.CheckpointManager(self.directory, options=options,
+                                       item_names=("state", "meta"))
+
+  def latest_step(self) -> int | None:
+    return self._mngr.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._mngr.all_steps())
+
+  def save(self, step: int, state, *, force: bool = False) -> bool:
+    """Saves `state` as `step` if due (or forced and not saved yet). True if saved."""
+    if step in self._mngr.all_steps():
+      return False  # never overwrite an existing checkpoint
+    if not force and step % self.save_every:
+      return False
+    return self._mngr.save(
+        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                      meta=ocp.args.JsonSave(dict(self.meta, step=step))),
+        force=True)
+
+  def restore(self, template, step: int | None = None, mesh: Mesh | None = None):
+    """The state saved at `step` (default: latest), shaped like `template` (a state or
+    its `jax.eval_shape`), arrays replicated over `mesh` (default: first device)."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    saved_meta = self._mngr.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))["meta"]
+    changed = {k: (saved_meta.get(k), v) for k, v in self.meta.items()
+               if k in saved_meta and saved_meta[k] != v}
+    if changed:
+      detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in
+                         changed.items())
+      raise ValueError(
+          f"{self.directory} holds a run with other settings ({detail}); resuming would "
+          f"change the data order. Use a new --workdir, or the checkpoint's values.")
+    sharding = (NamedSharding(mesh, P()) if mesh is not None else
+                jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
+    try:
+      restored = self._mngr.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract)))
+    except (ValueError, KeyError) as e:
+      raise ValueError(f"checkpoint {self.directory}/{step} does not match the model "
+                       f"and optimizer of this config ({e}); use a new --workdir") from e
+    logging.info("restored step %d from %s", step, self.directory)
+    return restored["state"]
+
+  def wait(self):
+    self._mngr.wait_until_finished()
+
+  def close(self):
+    self._mngr.wait_until_finished()
+    self._mngr.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
