@@ -108,8 +108,9 @@ def non_eccentricity_patch_apply(image, n_patches, draws):
   def body(k, img):
     sr, sc, dr, dc = pos[k, 0], pos[k, 1], pos[k, 2], pos[k, 3]
     block = jax.lax.dynamic_slice(img, (sr, sc, 0), (PATCH, PATCH, 3))
-    moved = jax.lax.dynamic_update_slice(img, block, (dr, dc, 0))
-    return jnp.where(k < n, moved, img)
+    # Masking the 16x16 block (not the whole image) keeps the update in place.
+    old = jax.lax.dynamic_slice(img, (dr, dc, 0), (PATCH, PATCH, 3))
+    return jax.lax.dynamic_update_slice(img, jnp.where(k < n, block, old), (dr, dc, 0))
   return jax.lax.fori_loop(0, pos.shape[0], body, image)
 
 

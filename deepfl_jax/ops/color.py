@@ -2,7 +2,6 @@
 unless stated. Matrices follow the MATLAB codes named in spec fr_metrics.md 1.3."""
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -15,9 +14,23 @@ RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 
 
 def apply_matrix(x: jnp.ndarray, matrix: np.ndarray) -> jnp.ndarray:
-  """(..., 3) @ matrix^T -> (..., rows): each output channel is a row of `matrix`."""
-  m = jnp.asarray(matrix, dtype=x.dtype)
-  return jnp.einsum("...c,kc->...k", x, m, precision=jax.lax.Precision.HIGHEST)
+  """(..., 3) @ matrix^T -> (..., rows): each output channel is a row of `matrix`.
+
+  Written as explicit multiply-adds: XLA:CPU runs a 3-term einsum over the channel axis
+  about 5x slower than this fused elementwise form.
+  """
+  m = np.asarray(matrix, dtype=np.float64)
+  chans = [x[..., c] for c in range(m.shape[1])]
+  rows = []
+  for row in m:
+    acc = None
+    for coef, ch in zip(row, chans):
+      if coef == 0.0:
+        continue
+      term = ch * jnp.asarray(coef, x.dtype)
+      acc = term if acc is None else acc + term
+    rows.append(acc if acc is not None else jnp.zeros_like(chans[0]))
+  return jnp.stack(rows, axis=-1)
 
 
 def luma(x: jnp.ndarray) -> jnp.ndarray:

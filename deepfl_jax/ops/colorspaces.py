@@ -52,7 +52,7 @@ def linear_to_srgb(c: jnp.ndarray) -> jnp.ndarray:
 
 
 def _f(t):
-  return jnp.where(t > _DELTA ** 3, jnp.cbrt(jnp.maximum(t, _DELTA ** 3)),
+  return jnp.where(t > _DELTA ** 3, jnp.maximum(t, _DELTA ** 3) ** (1.0 / 3.0),
                    t / (3 * _DELTA ** 2) + 4.0 / 29.0)
 
 

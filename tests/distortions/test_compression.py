@@ -5,13 +5,11 @@ import io
 import jax
 import jax.numpy as jnp
 import numpy as np
-import png
 import pytest
 import skimage.data
 from PIL import Image
 
 from deepfl_jax.distortions import compression
-from tests.conftest import SHARED, _need, load_uint8
 
 KADID_QUALITIES = (43, 36, 24, 7, 4)
 KADID_RATIOS = (16, 32, 45, 120, 400)
@@ -94,28 +92,15 @@ def test_jpeg_traced_quality_and_severity(images):
   assert all(a > b for a, b in zip(psnrs, psnrs[1:])), psnrs
 
 
-def _read_png16(path):
-  width, height, rows, _ = png.Reader(filename=str(path)).asDirect()
-  return np.vstack([np.asarray(r, np.float64) for r in rows]).reshape(
-      height, width, 3) / 65535.0
-
-
-@pytest.fixture(scope="module")
-def kadid_ref():
-  root = _need(SHARED / "data" / "kadid_octave_ref")
-  full = load_uint8(_need(SHARED / "data" / "golden" / "piq" / "I01.BMP"))
-  return root, {"full": full, "crop": full[96:288, 128:384]}
-
-
 def test_jpeg_matches_octave_reference(kadid_ref):
+  # kadid_ref: tests/distortions/conftest.py (skips when ../shared is absent).
   # The references (libjpeg-turbo via GraphicsMagick) include the driver's two mapmm
   # steps. Ours matches them to the 16-bit PNG quantisation (max error 7.6e-6, half an
   # LSB of 1/65535; PSNR > 106 dB), far above the 35 dB the issue asks for.
-  root, inputs = kadid_ref
-  for which, u8 in inputs.items():
-    x = jnp.asarray(_mapmm(u8), jnp.float32)
+  for which in ("full", "crop"):
+    x = jnp.asarray(_mapmm(kadid_ref.input(which)), jnp.float32)
     for level, q in enumerate(KADID_QUALITIES, start=1):
-      ref = _read_png16(root / which / f"t10_l{level}.png")
+      ref = kadid_ref.output(which, 10, level)
       ours = _mapmm(_jpeg(x, jnp.float32(q), None))
       np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5, err_msg=f"{which} {level}")
       assert _psnr(ours, ref, peak=1.0) >= 35.0

@@ -1,0 +1,114 @@
+"""Stage 1 wiring: backbone taps -> narrow MLSP -> multi-task head -> MSE, trained by the
+data-parallel step, in float32 and bfloat16 compute.
+
+A stand-in backbone with InceptionResNetV2's call signature keeps this fast; the real
+network (width-reduced) is traced abstractly only (its compile alone takes minutes on
+a shared 2-core CPU); experiments/bench_train.py runs it for real.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from deepfl_jax import train as tr
+from deepfl_jax.models import NUM_PROXIES
+from deepfl_jax.train import stage1
+
+
+class TapNet(nn.Module):
+  """InceptionResNetV2's interface: (x, train, taps, final) -> (final | None, taps)."""
+  dtype: object = jnp.float32
+  bn_axis_name: str | None = tr.DATA_AXIS
+
+  @nn.compact
+  def __call__(self, x, train=False, taps=False, final=True):
+    out = []
+    for ch, stride in ((6, 2), (10, 2)):
+      x = nn.Conv(ch, (3, 3), strides=stride, use_bias=False, dtype=self.dtype)(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                       axis_name=self.bn_axis_name, dtype=self.dtype)(x)
+      x = nn.relu(x)
+      out.append(x)
+    return None, tuple(out)
+
+
+def _model(dtype):
+  m = stage1.make_model(width=0.125, blocks=(1, 1, 1), dtype=dtype)
+  return m.clone(backbone=TapNet(dtype=dtype))
+
+
+def _data(n=8):
+  rng = np.random.default_rng(0)
+  image = rng.uniform(size=(n, 16, 16, 3)).astype(np.float32)
+  target = np.repeat(image.mean(axis=(1, 2, 3))[:, None], NUM_PROXIES, 1)
+  return {"image": image, "target": target.astype(np.float32)}
+
+
+def _train(dtype, steps):
+  model = _model(dtype)
+  v = stage1.init_variables(model, jax.random.PRNGKey(0), (16, 16))
+  mesh = tr.make_mesh(jax.devices()[:1])
+  tx = tr.make_optimizer(learning_rate=1e-3)
+  state = tr.replicate(tr.TrainState.create(params=v["params"],
+                                            batch_stats=v["batch_stats"], tx=tx,
+                                            rng=jax.random.PRNGKey(1)), mesh)
+  step = tr.make_train_step(stage1.make_loss_fn(model), tx, mesh)
+  batch = tr.shard_batch(_data(), mesh)
+  losses = []
+  for _ in range(steps):
+    state, m = step(state, batch)
+    losses.append(float(m["loss"]))
+  return v, state, losses
+
+
+@pytest.fixture(scope="module")
+def f32_run():
+  return _train(jnp.float32, 12)
+
+
+def test_variables_split_backbone_and_head(f32_run):
+  v, state, _ = f32_run
+  assert set(v["params"]) == {"backbone", "head"}
+  assert set(v["batch_stats"]) == {"backbone", "head"}
+  moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                       v["batch_stats"], tr.to_host(state.batch_stats))
+  assert min(jax.tree.leaves(moved)) > 0  # every running statistic was updated
+
+
+def test_multitask_loss_falls(f32_run):
+  _, _, losses = f32_run
+  assert all(np.isfinite(losses))
+  assert np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
+
+
+def test_bfloat16_compute_keeps_float32_parameters(f32_run):
+  v32, _, losses32 = f32_run
+  v16, state16, losses16 = _train(jnp.bfloat16, 2)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state16.params))
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state16.opt_state)
+             if hasattr(x, "dtype") and x.ndim)
+  for a, b in zip(jax.tree.leaves(v32["params"]), jax.tree.leaves(v16["params"])):
+    np.testing.assert_array_equal(a, b)  # same initialisation
+  # Same first step up to bfloat16 rounding.
+  assert abs(losses16[0] - losses32[0]) < 0.05 * losses32[0]
+
+
+def test_real_backbone_traces_with_the_data_parallel_step():
+  model = stage1.make_model(width=0.125, blocks=(1, 1, 1))
+  v = jax.eval_shape(lambda: stage1.init_variables(model, jax.random.PRNGKey(0),
+                                                   (75, 75)))
+  assert {"backbone", "head"} <= set(v["params"])
+  mesh = tr.make_mesh(jax.devices()[:1])
+  tx = tr.make_optimizer()
+  state = jax.eval_shape(lambda v: tr.TrainState.create(
+      params=v["params"], batch_stats=v["batch_stats"], tx=tx,
+      rng=jax.random.PRNGKey(0)), v)
+  batch = {"image": jax.ShapeDtypeStruct((2, 75, 75, 3), jnp.float32),
+           "target": jax.ShapeDtypeStruct((2, NUM_PROXIES), jnp.float32)}
+  step = tr.make_train_step(stage1.make_loss_fn(model), tx, mesh)
+  new_state, metrics = jax.eval_shape(step, state, batch)
+  assert jax.tree.structure(new_state) == jax.tree.structure(state)
+  assert metrics["loss"].shape == () and metrics["mse"].shape == ()
