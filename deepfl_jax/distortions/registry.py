@@ -4,17 +4,24 @@
 `name`, `group`, `levels` (the five parameters of the original `imdist_generator.m`,
 level 1 first), the type function `fn(image (H, W, 3) in [0, 1], param, key) ->
 (H, W, 3)` (WITHOUT the driver's two mapmm steps), `stochastic`, `min_size` (smallest
-allowed height and width) and `kadis_name` (the name in kadis700k_friqa.csv).
+allowed height and width), `kadis_name` (the name in kadis700k_friqa.csv) and, for the
+stochastic types of this package, `draws(key, shape)` / `apply(image, param, draws)`
+(all randomness in one place, so recorded draws can be replayed).
+
+Types 6, 9, 10 and 15 live in quantize.py, compression.py and denoise.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Callable
 
 import numpy as np
 
 from deepfl_jax.distortions import blur, brightness, color, noise, sharpness, spatial
+from deepfl_jax.distortions.compression import jpeg as _jpeg
+from deepfl_jax.distortions.compression import jpeg2000 as _jpeg2000
+from deepfl_jax.distortions.denoise import denoise as _denoise
+from deepfl_jax.distortions.quantize import color_quantization as _color_quantization
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,27 +34,12 @@ class Distortion:
   stochastic: bool = False
   min_size: int = 4
   kadis_name: str = ""
-  available: bool = True
+  available: bool = True   # False only for a type whose module is missing
+  # Stochastic types of this package: draws(key, shape) -> dict of arrays (ALL the
+  # randomness) and apply(image, param, draws); fn(image, param, key) composes them.
+  draws: Callable | None = None
+  apply: Callable | None = None
 
-
-def _optional(module: str, attr: str):
-  """Function from a sibling module written separately; None while it is absent."""
-  try:
-    return getattr(importlib.import_module(f"deepfl_jax.distortions.{module}"), attr)
-  except (ImportError, AttributeError):
-    return None
-
-
-def _missing(name):
-  def fn(image, param, key=None):
-    raise NotImplementedError(f"distortion {name!r} is not available in this build")
-  return fn
-
-
-_jpeg = _optional("compression", "jpeg")
-_jpeg2000 = _optional("compression", "jpeg2000")
-_color_quantization = _optional("quantize", "color_quantization")
-_denoise = _optional("denoise", "denoise")
 
 _TABLE = [
     # id, name, group, levels, fn, stochastic, min_size, kadis_name
@@ -97,10 +89,21 @@ _TABLE = [
      sharpness.contrast_change, False, 4, "contrastchange"),
 ]
 
+_REPLAY = {
+    3: (blur.motion_blur_draws, blur.motion_blur_apply),
+    5: (color.color_shift_draws, color.color_shift_apply),
+    11: (noise.normal_draws, noise.white_noise_apply),
+    12: (noise.normal_draws, noise.white_noise_color_component_apply),
+    13: (noise.uniform_draws, noise.impulse_noise_apply),
+    14: (noise.uniform_draws, noise.multiplicative_noise_apply),
+    19: (spatial.jitter_draws, spatial.jitter_apply),
+    20: (spatial.non_eccentricity_draws, spatial.non_eccentricity_patch_apply),
+    23: (spatial.color_block_draws, spatial.color_block_apply),
+}
+
 DISTORTIONS: dict[int, Distortion] = {
     i: Distortion(i, name, group, tuple(float(v) for v in levels),
-                  fn if fn is not None else _missing(name), stochastic, min_size, kadis,
-                  fn is not None)
+                  fn, stochastic, min_size, kadis, True, *_REPLAY.get(i, (None, None)))
     for i, name, group, levels, fn, stochastic, min_size, kadis in _TABLE}
 
 NUM_TYPES = len(DISTORTIONS)

@@ -156,15 +156,19 @@ def color_block_apply(image, n_blocks, draws):
   h, w = image.shape[:2]
   u = draws["u"]
   n = jnp.round(jnp.asarray(n_blocks))
-  xi = round_half_away(u[:, 3] * (w - BLOCK))   # 1-based first column
-  yi = round_half_away(u[:, 4] * (h - BLOCK))
-  rr = jnp.arange(1, h + 1, dtype=u.dtype)[:, None]
-  cc = jnp.arange(1, w + 1, dtype=u.dtype)[None, :]
+  unused = jnp.arange(u.shape[0]) >= n
+  # Unused blocks are moved off the image, which keeps the per-pixel masks free of
+  # per-image scalars (much faster under vmap).
+  xi = jnp.where(unused, -4 * BLOCK, round_half_away(u[:, 3] * (w - BLOCK)))  # 1-based
+  yi = jnp.where(unused, -4 * BLOCK, round_half_away(u[:, 4] * (h - BLOCK)))
+  rr = jnp.arange(1, h + 1, dtype=u.dtype)
+  cc = jnp.arange(1, w + 1, dtype=u.dtype)
   out = image
   for k in range(u.shape[0]):
-    inside = ((rr >= yi[k]) & (rr < yi[k] + BLOCK) & (cc >= xi[k]) & (cc < xi[k] + BLOCK)
-              & (k < n))
-    out = jnp.where(inside[..., None], u[k, :3].astype(image.dtype), out)
+    in_rows = (rr >= yi[k]) & (rr < yi[k] + BLOCK)
+    in_cols = (cc >= xi[k]) & (cc < xi[k] + BLOCK)
+    inside = in_rows[:, None, None] & in_cols[None, :, None]
+    out = jnp.where(inside, u[k, :3].astype(image.dtype), out)
   return out
 
 

@@ -12,6 +12,7 @@ steps and at exit (also on Ctrl-C / SIGTERM, as at preemption).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -36,6 +37,13 @@ BatchesFn = Callable[[int], Iterable[Any]]
 # ------------------------------------------------------------------------ data order
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+  perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
+  perm.flags.writeable = False
+  return perm
+
+
 def step_indices(step: int, *, num_examples: int, batch_size: int, seed: int,
                  process_index: int = 0, process_count: int = 1) -> np.ndarray:
   """Example indices of `step`'s batch for one process: a deterministic function of
@@ -54,7 +62,7 @@ def step_indices(step: int, *, num_examples: int, batch_size: int, seed: int,
   epochs = pos // num_examples
   out = np.empty(batch_size, np.int64)
   for e in np.unique(epochs):
-    perm = np.random.default_rng([seed, int(e)]).permutation(num_examples)
+    perm = _epoch_permutation(int(seed), int(e), int(num_examples))
     sel = epochs == e
     out[sel] = perm[pos[sel] % num_examples]
   local = batch_size // process_count
@@ -238,8 +246,7 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
     batch_size: global batch (for images/s and the checkpoint's data-order record).
     meta: extra JSON values that must match on resume (e.g. the seed).
   """
-  per_device = parallel.check_batch_size(batch_size, mesh)
-  del per_device
+  parallel.check_batch_size(batch_size, mesh)
   meta = dict(meta or {}, batch_size=int(batch_size))
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every,
                       keep=keep_checkpoints, meta=meta)

@@ -53,10 +53,12 @@ def check_batch_size(batch_size: int, mesh: Mesh,
 
 
 def replicate(tree, mesh: Mesh):
-  """Host values, identical on every process -> arrays replicated over the mesh."""
+  """Host values, identical on every process -> arrays replicated over the mesh.
+
+  The values are copied, so donating the result to a step never touches `tree`."""
   sharding = NamedSharding(mesh, P())
   return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+      lambda x: jax.make_array_from_process_local_data(sharding, np.array(x)), tree)
 
 
 def shard_batch(local_batch, mesh: Mesh, axis_name: str = DATA_AXIS):

@@ -200,3 +200,13 @@ def test_sample_type_level_uniform():
   assert set(np.unique(np.asarray(t2))) == {3, 9} and set(np.asarray(l2)) == {5}
   with pytest.raises(ValueError):
     sample_type_level(jax.random.PRNGKey(1), 10, types=[0])
+
+
+@pytest.mark.parametrize("t", [3, 5, 11, 12, 13, 14, 19, 20, 23])
+def test_fn_is_draws_then_apply(t):
+  """All randomness of a stochastic type comes from its `draws(key, shape)`."""
+  d = DISTORTIONS[t]
+  x = _image()
+  key = jax.random.PRNGKey(11)
+  p = jnp.float32(d.levels[2])
+  np.testing.assert_array_equal(d.fn(x, p, key), d.apply(x, p, d.draws(key, x.shape)))

@@ -38,7 +38,7 @@ def test_float32_close_to_float64(golden):
   assert v32.dtype == np.float32
   with jax.enable_x64(True):
     v64 = np.asarray(iw_ssim(ref, dist))
-  np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-4)
+  np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-5)
 
 
 def test_too_small_images_are_rejected():

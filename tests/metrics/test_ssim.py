@@ -69,7 +69,7 @@ def test_float32_close_to_float64(golden, name):
   with jax.enable_x64(True):
     v64 = np.asarray(fn(ref, dist))
   assert v64.dtype == np.float64
-  np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-4)
+  np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-5)
 
 
 # --- errors and the complex-power rule ----------------------------------------------------

@@ -1,0 +1,139 @@
+"""Online Stage-1 synthesis (deepfl_jax/data/synthesis.py).
+
+Small on purpose: 192x192 crops (MS-SSIM / IW-SSIM need >= 176 px), 5 images per step
+(so the fused metric program compiles once for the whole file), types 1 (Gaussian
+blur) and 11 (white noise) only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfl_jax.data import histeq, mini_kadid, synthesis
+from deepfl_jax.metrics import METRIC_NAMES, fr_scores
+from deepfl_jax.metrics.fused import stack
+
+CROP = (192, 192)
+UNIFORM = synthesis.SynthesisConfig(crop_size=CROP, batch_size=5, types=(1, 11),
+                                    group_size=1)
+KADIS = synthesis.SynthesisConfig(crop_size=CROP, batch_size=1, assignment="kadis")
+
+
+@pytest.fixture(scope="module")
+def pristine():
+  return mini_kadid.pristine_source(("astronaut", "coffee"), size=(224, 256))
+
+
+def _take(source, n, **kw):
+  kw.setdefault("process_index", 0)
+  kw.setdefault("process_count", 1)
+  return list(synthesis.stream(source, num_steps=n, **kw))
+
+
+@pytest.fixture(scope="module")
+def uniform_batches(pristine):
+  return _take(pristine, 2, config=UNIFORM, seed=0)
+
+
+@pytest.fixture(scope="module")
+def kadis_source():
+  recs = [{"image": mini_kadid.pristine_image("chelsea", (200, 240)), "name": "chelsea",
+           "content": "chelsea", "dist_type": 1}]
+  return recs
+
+
+def test_stream_is_deterministic(pristine, uniform_batches):
+  again = _take(pristine, 2, config=UNIFORM, seed=0)
+  for a, b in zip(uniform_batches, again):
+    for k in ("image", "reference", "dist_type", "level", "scores"):
+      np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+  other = _take(pristine, 1, config=UNIFORM, seed=1, with_labels=False)[0]
+  assert not np.array_equal(np.asarray(other["image"]),
+                            np.asarray(uniform_batches[0]["image"]))
+
+
+def test_batch_contents(uniform_batches):
+  b = uniform_batches[0]
+  img, ref = np.asarray(b["image"]), np.asarray(b["reference"])
+  assert img.shape == ref.shape == (5, *CROP, 3) and ref.dtype == np.uint8
+  assert img.dtype == np.float32 and img.min() >= 0 and img.max() <= 1
+  assert np.abs(img * 255 - np.round(img * 255)).max() < 1e-3   # on the 8-bit grid
+  assert set(np.asarray(b["dist_type"]).tolist()) <= {1, 11}
+  assert set(np.asarray(b["level"]).tolist()) <= {1, 2, 3, 4, 5}
+  assert b["scores"].shape == (5, 11) and np.all(np.isfinite(b["scores"]))
+  assert "target" not in b and b["mask"].all() and len(b["content"]) == 5
+  types = np.concatenate([np.asarray(x["dist_type"]) for x in uniform_batches])
+  assert len(set(types.tolist())) == 2   # both types drawn in 10 images (p = 1 - 2^-9)
+
+
+def test_labels_equal_metrics_on_same_images(uniform_batches):
+  for b in uniform_batches:
+    direct = stack(fr_scores(np.asarray(b["reference"]), np.asarray(b["image"])))
+    np.testing.assert_allclose(np.asarray(b["scores"]), np.asarray(direct), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_resume_and_process_sharding(pristine):
+  cfg = dict(config=UNIFORM, seed=3, with_labels=False)
+  two = _take(pristine, 2, **cfg)
+  resumed = _take(pristine, 1, start_step=1, **cfg)[0]
+  np.testing.assert_array_equal(np.asarray(resumed["image"]), np.asarray(two[1]["image"]))
+  # Two processes with 2 crops each == one process with 4 crops.
+  one = synthesis.SynthesisConfig(crop_size=CROP, batch_size=4, types=(1, 11),
+                                  group_size=1)
+  half = synthesis.SynthesisConfig(crop_size=CROP, batch_size=2, types=(1, 11),
+                                   group_size=1)
+  full = _take(pristine, 1, config=one, seed=3, with_labels=False)[0]
+  parts = [_take(pristine, 1, config=half, seed=3, with_labels=False, process_index=p,
+                 process_count=2)[0] for p in (0, 1)]
+  for k in ("image", "dist_type", "level"):
+    np.testing.assert_array_equal(
+        np.concatenate([np.asarray(p[k]) for p in parts]), np.asarray(full[k]), err_msg=k)
+
+
+def test_uniform_plan_groups():
+  import jax
+  t, l = synthesis.uniform_plan(jax.random.PRNGKey(0), 400, group_size=4)
+  assert t.shape == l.shape == (400,)
+  assert np.all(t.reshape(100, 4) == t.reshape(100, 4)[:, :1])   # one type per group
+  assert len(np.unique(l.reshape(100, 4), axis=0)) > 50           # levels per image
+  assert set(t.tolist()) <= set(range(1, 26)) and len(set(t.tolist())) > 15
+  assert set(l.tolist()) == {1, 2, 3, 4, 5}
+
+
+def test_kadis_assignment_and_orientation(kadis_source, uniform_batches):
+  b = _take(kadis_source, 1, config=KADIS, seed=0)[0]
+  np.testing.assert_array_equal(np.asarray(b["dist_type"]), [1] * 5)
+  np.testing.assert_array_equal(np.asarray(b["level"]), [1, 2, 3, 4, 5])
+  ref = np.asarray(b["reference"])
+  assert np.all(ref == ref[:1])           # one crop at all five levels
+  raw = np.asarray(b["scores"])
+  mdsi, gmsd = METRIC_NAMES.index("mdsi"), METRIC_NAMES.index("gmsd")
+  assert raw[4, mdsi] > raw[0, mdsi] and raw[4, gmsd] > raw[0, gmsd]  # raw: lower=better
+  # Equaliser fitted on a calibration sample that includes these five images.
+  calib = np.concatenate([np.asarray(x["scores"]) for x in uniform_batches] + [raw])
+  eq = histeq.fit(calib)
+  target = np.asarray(histeq.equalize(eq, raw))
+  for j, m in enumerate(METRIC_NAMES):
+    assert target[4, j] < target[0, j], m     # stronger blur -> lower label, all 11
+    assert target[4, j] == target[:, j].min(), m
+  # The stream applies the same equaliser on the device.
+  b2 = _take(kadis_source, 1, config=KADIS, seed=0, equalizer=eq)[0]
+  np.testing.assert_allclose(np.asarray(b2["target"]), target, atol=1e-6)
+
+
+def test_record_types_kadis_quirk():
+  batch = {"dist_type_1": np.array([7, 7, 3]), "dist_type_2": np.array([8, 0, 12])}
+  np.testing.assert_array_equal(synthesis.record_types(batch), [8, 7, 3])
+  with pytest.raises(ValueError, match="dist_type"):
+    synthesis.record_types({"image": np.zeros((1, 2, 2, 3))})
+
+
+def test_config_errors(pristine):
+  with pytest.raises(ValueError, match="176"):
+    synthesis.SynthesisConfig(crop_size=(128, 128))
+  with pytest.raises(ValueError, match="divide"):
+    synthesis.SynthesisConfig(batch_size=6, group_size=4)
+  with pytest.raises(ValueError, match="smaller than the crop"):
+    _take(pristine, 1, config=synthesis.SynthesisConfig(crop_size=(300, 300), group_size=1,
+                                                        batch_size=1), with_labels=False)
