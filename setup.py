@@ -22,6 +22,8 @@ setup(
         "absl-py",
         "pillow",          # image files (golden images, user folders)
         "scikit-image",    # ships the pristine photographs of the embedded default data
+        "array_record",    # random-access storage of the TFDS builders
+        "tensorboardX",    # TensorBoard summaries of training runs
     ],
     extras_require={
         "test": ["pytest", "pypng"],

@@ -76,7 +76,8 @@ def _kadid_layout(work: pathlib.Path, source, n: int) -> pathlib.Path:
     Image.fromarray(r["image"]).save(top / "images" / name)
     rows.append(f"{name},I{c:02d}.png,{r['score']:.4f},{r['std']:.4f}")
   for c, k in cid.items():
-    Image.fromarray(source.reference_image(f"{c}.png")).save(top / "images" / f"I{k:02d}.png")
+    ref = source.reference_image(f"{c}.png")
+    Image.fromarray(ref).save(top / "images" / f"I{k:02d}.png")
   (top / "dmos.csv").write_text("dist_img,ref_img,dmos,var\n" + "\n".join(rows) + "\n")
   return work / "manual"
 
@@ -125,7 +126,8 @@ def main():
   crop = tuple(int(v) for v in args.crop.split(","))
   size = (max(crop[0], 384), max(crop[1], 512))
   if args.skip != "synthesis":
-    bench_synthesis(args, mini_kadid.pristine_source(mini_kadid.PHOTOS[:args.photos], size))
+    photos = mini_kadid.PHOTOS[:args.photos]
+    bench_synthesis(args, mini_kadid.pristine_source(photos, size))
   if args.skip != "reading":
     bench_reading(args)
 

@@ -67,8 +67,8 @@ def _as_columns(scores, names: Sequence[str]) -> np.ndarray:
   if a.ndim == 1 and len(names) == 1:
     a = a[:, None]
   if a.ndim != 2 or a.shape[1] != len(names):
-    raise ValueError(f"scores must have shape (n, {len(names)}) (columns {tuple(names)}), "
-                     f"got {a.shape}")
+    raise ValueError(f"scores must have shape (n, {len(names)}) (columns "
+                     f"{tuple(names)}), got {a.shape}")
   return a
 
 
@@ -209,7 +209,8 @@ def from_dict(d: Mapping) -> Equalizer:
                      f"{cdf.shape} for {len(names)} metrics")
   return Equalizer(values=jnp.asarray(values), cdf=jnp.asarray(cdf),
                    higher_is_better=jnp.asarray(np.asarray(d["higher_is_better"], bool)),
-                   names=names, num_samples=tuple(int(n) for n in d.get("num_samples", ())))
+                   names=names,
+                   num_samples=tuple(int(n) for n in d.get("num_samples", ())))
 
 
 def save(eq: Equalizer, path) -> pathlib.Path:

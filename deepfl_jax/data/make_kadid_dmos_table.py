@@ -92,7 +92,8 @@ def parse_rows(text: str) -> list[tuple[int, int, int, float]]:
 
 def type_names() -> dict[int, str]:
   """Type id -> the engine's registry name (gaussian_blur, ...)."""
-  from deepfl_jax.distortions.registry import DISTORTIONS  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from deepfl_jax.distortions.registry import DISTORTIONS
   return {i: d.name for i, d in DISTORTIONS.items()}
 
 

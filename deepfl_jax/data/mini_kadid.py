@@ -58,7 +58,8 @@ def fit_to_size(image: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.n
   """uint8 (h, w, 3) -> uint8 (H, W, 3): MATLAB-style bicubic resize (antialiased when
   shrinking; `ops.resize.resize_matrix` on the host) by the one factor that makes the
   image cover (H, W), then a centre crop. Unchanged when already (H, W)."""
-  from deepfl_jax.ops.resize import resize_matrix  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from deepfl_jax.ops.resize import resize_matrix
   img = np.asarray(image)
   if img.ndim != 3 or img.shape[-1] != 3:
     raise ValueError(f"expected an RGB image (h, w, 3), got shape {img.shape}")
@@ -103,7 +104,8 @@ def load_dmos_table(path=TABLE_PATH) -> DmosTable:
   with open(path, newline="") as f:
     for r in csv.DictReader(f):
       t, l = int(r["type_id"]) - 1, int(r["level"]) - 1
-      mean[t, l], std[t, l], n[t, l] = float(r["dmos_mean"]), float(r["dmos_std"]), int(r["n"])
+      mean[t, l], std[t, l] = float(r["dmos_mean"]), float(r["dmos_std"])
+      n[t, l] = int(r["n"])
       names[t] = r["type_name"]
   if np.isnan(mean).any():
     raise ValueError(f"{path}: missing (type, level) rows")
@@ -114,7 +116,8 @@ def image_key(seed: int, content: str, dist_type: int, level: int):
   """PRNG key of one generated image: a function of (seed, photo name, type, level)
   only, so a subset of photos or types reproduces the same images."""
   import jax  # pylint: disable=import-outside-toplevel
-  k = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(content.encode()) & 0x7FFFFFFF)
+  name_id = zlib.crc32(content.encode()) & 0x7FFFFFFF
+  k = jax.random.fold_in(jax.random.PRNGKey(seed), name_id)
   return jax.random.fold_in(jax.random.fold_in(k, dist_type), level)
 
 
@@ -152,7 +155,8 @@ def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] 
     _write_png(root / "references" / f"{content}.png", ref)
     batch = jnp.broadcast_to(jnp.asarray(ref), (len(levels), *ref.shape))
     for t in config["types"]:
-      todo = [l for l in levels if not (root / "images" / dist_name(content, t, l)).exists()]
+      todo = [l for l in levels
+              if not (root / "images" / dist_name(content, t, l)).exists()]
       if not todo:       # resumes an interrupted generation
         continue
       # All levels of one type in one call: one compiled program per type.
@@ -219,8 +223,8 @@ def load(work_dir, *, photos: Sequence[str] = PHOTOS,
     and std (its standard deviation over KADID's contents); `references` holds the
     pristine photos.
   """
-  types = tuple(range(1, NUM_TYPES + 1)) if types is None else tuple(int(t) for t in types)
-  levels = tuple(range(1, NUM_LEVELS + 1)) if levels is None else tuple(int(l) for l in levels)
+  types = tuple(range(1, NUM_TYPES + 1) if types is None else map(int, types))
+  levels = tuple(range(1, NUM_LEVELS + 1) if levels is None else map(int, levels))
   for p in photos:
     if p not in PHOTOS:
       raise ValueError(f"unknown mini-KADID photograph {p!r}; choose from {PHOTOS}")
@@ -266,4 +270,5 @@ def pristine_source(photos: Sequence[str] = PHOTOS,
   `synthesis.stream` when nothing is downloaded."""
   return in_memory_source([{"image": pristine_image(p, size), "name": p, "content": p}
                            for p in photos], index_fields=("name", "content"),
-                          metadata={"name": "mini_kadid_pristine", "split_kind": "content"})
+                          metadata={"name": "mini_kadid_pristine",
+                                    "split_kind": "content"})

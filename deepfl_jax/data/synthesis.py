@@ -74,7 +74,8 @@ class SynthesisConfig:
       raise ValueError(f"crop_size {self.crop_size}: the FR metrics need at least "
                        f"{fused.MIN_SIZE} px on each side")
     if self.assignment not in ("uniform", "kadis"):
-      raise ValueError(f"assignment must be 'uniform' or 'kadis', got {self.assignment!r}")
+      raise ValueError(f"assignment must be 'uniform' or 'kadis', got "
+                       f"{self.assignment!r}")
     if self.group_size < 1 or (self.assignment == "uniform"
                                and self.batch_size % self.group_size):
       raise ValueError(f"group_size {self.group_size} must divide batch_size "
@@ -116,8 +117,8 @@ def record_types(batch: dict) -> np.ndarray:
     return np.asarray(batch["dist_type"], np.int32)
   if "dist_type_1" in batch:
     t2 = batch.get("dist_type_2", np.zeros_like(batch["dist_type_1"]))
-    return np.asarray([kadis_type(a, b or None) for a, b in zip(batch["dist_type_1"], t2)],
-                      np.int32)
+    pairs = zip(batch["dist_type_1"], t2)
+    return np.asarray([kadis_type(a, b or None) for a, b in pairs], np.int32)
   raise ValueError("assignment='kadis' needs records with `dist_type` (or dist_type_1/"
                    "dist_type_2), as the kadis700k builder stores them")
 

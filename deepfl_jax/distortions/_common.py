@@ -14,12 +14,19 @@ import numpy as np
 HI = jax.lax.Precision.HIGHEST
 
 
+# Below this span an image counts as flat: MATLAB's mapmm would stretch the rounding
+# noise of a flat image (FFT filters, Lab round trips: ~1e-7 in float32) to the full
+# [0, 1] range; 1e-4 is 1/40 of an 8-bit step, far below any real image's range.
+FLAT_SPAN = 1e-4
+
+
 def mapmm(x: jnp.ndarray) -> jnp.ndarray:
   """KADID `mapmm`: global min-max stretch of all elements to [0, 1]; unchanged when
-  max == min (flat image)."""
+  the image is flat (max - min <= FLAT_SPAN, MATLAB: max == min)."""
   lo, hi = jnp.min(x), jnp.max(x)
   span = hi - lo
-  return jnp.where(span > 0, (x - lo) / jnp.where(span > 0, span, 1.0), x)
+  flat = span <= FLAT_SPAN
+  return jnp.where(flat, x, (x - lo) / jnp.where(flat, 1.0, span))
 
 
 def truncate(x: jnp.ndarray, lo=0.0, hi=1.0) -> jnp.ndarray:

@@ -25,6 +25,7 @@ class MLSPHead(nn.Module):
   hidden: Sequence[int] = (2048, 1024, 256)
   dropout: Sequence[float] = (0.25, 0.25, 0.5)
   dtype: Any = jnp.float32
+  bn_axis_name: str | None = None  # mapped axis for cross-replica batch statistics
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -36,7 +37,8 @@ class MLSPHead(nn.Module):
                    param_dtype=jnp.float32)(x)
       x = nn.relu(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
-                       dtype=self.dtype, param_dtype=jnp.float32)(x)
+                       dtype=self.dtype, param_dtype=jnp.float32,
+                       axis_name=self.bn_axis_name)(x)
       x = nn.Dropout(rate, deterministic=not train)(x)
     x = nn.Dense(self.outputs, kernel_init=nn.initializers.he_normal(),
                  dtype=self.dtype, param_dtype=jnp.float32)(x)

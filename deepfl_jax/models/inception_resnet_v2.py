@@ -311,21 +311,10 @@ def init_variables(model: InceptionResNetV2, seed: int = 0, shape=(1, 299, 299, 
   Kernels glorot-uniform (Keras' default), biases and batch-norm offsets zero, moving
   mean 0 and variance 1. Same distribution as `model.init`, but without compiling one
   random-number program per parameter (`jax.jit(model.init)` of the full model takes
-  minutes of XLA compilation on a CPU).
+  minutes of XLA compilation on a CPU). See `deepfl_jax.models.host_init`.
   """
-  rng = np.random.default_rng(seed)
-  abstract = abstract_variables(model, shape)
-
-  def draw(path, leaf):
-    name = path[-1].key
-    if name == "kernel":
-      receptive = int(np.prod(leaf.shape[:-2]))
-      fan_in, fan_out = leaf.shape[-2] * receptive, leaf.shape[-1] * receptive
-      limit = np.sqrt(6.0 / (fan_in + fan_out))
-      return jnp.asarray(rng.uniform(-limit, limit, leaf.shape), jnp.float32)
-    return (jnp.ones if name == "var" else jnp.zeros)(leaf.shape, jnp.float32)
-
-  return jax.tree_util.tree_map_with_path(draw, abstract)
+  from deepfl_jax.models.host_init import host_init
+  return host_init(model, jnp.zeros(shape, jnp.float32), seed=seed)
 
 
 def abstract_variables(model: InceptionResNetV2, shape=(1, 299, 299, 3)):

@@ -100,9 +100,10 @@ def test_save_load_round_trip(tmp_path, suffix):
 
 def test_from_kadis_score_file(tmp_path):
   s = _sample(40, seed=3)
-  header = "dist_im,ref_im,SSIM,MS-SSIM,IW-SSIM,MDSI,VSI,FSIM,GMSD,SFF,SCQI,ADD-GSIM,SR-SIM"
-  lines = [header] + [f"im{i:03d}_gblur_01.bmp,im{i:03d}.png," + ",".join(repr(float(x)) for x in r)
-                      for i, r in enumerate(s)]
+  header = ("dist_im,ref_im,SSIM,MS-SSIM,IW-SSIM,MDSI,VSI,FSIM,GMSD,SFF,SCQI,ADD-GSIM,"
+            "SR-SIM")
+  lines = [header] + [f"im{i:03d}_gblur_01.bmp,im{i:03d}.png,"
+                      + ",".join(repr(float(x)) for x in r) for i, r in enumerate(s)]
   lines[5] = lines[5].rsplit(",", 1)[0] + ",NaN"
   path = tmp_path / "kadis700k_friqa.csv"
   path.write_text("\n".join(lines) + "\n")

@@ -75,7 +75,8 @@ def test_make_table_from_package_layout(tmp_path):
   assert back.mean[6, 2] == pytest.approx(np.mean(v), abs=1e-6)
   # KADID's own dmos.csv header works too; a missing (type, level) is an error.
   dmos = "dist_img,ref_img,dmos,var\n" + "\n".join(
-      f"I01_{t:02d}_{l:02d}.png,I01.png,3.0,0.5" for t in range(1, 26) for l in range(1, 5))
+      f"I01_{t:02d}_{l:02d}.png,I01.png,3.0,0.5"
+      for t in range(1, 26) for l in range(1, 5))
   (tmp_path / "dmos.csv").write_text(dmos)
   with pytest.raises(ValueError, match="no scores"):
     mk.type_level_table(mk.parse_rows(mk.read_kadid_text(tmp_path / "dmos.csv")))

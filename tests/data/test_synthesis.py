@@ -135,5 +135,16 @@ def test_config_errors(pristine):
   with pytest.raises(ValueError, match="divide"):
     synthesis.SynthesisConfig(batch_size=6, group_size=4)
   with pytest.raises(ValueError, match="smaller than the crop"):
-    _take(pristine, 1, config=synthesis.SynthesisConfig(crop_size=(300, 300), group_size=1,
-                                                        batch_size=1), with_labels=False)
+    big = synthesis.SynthesisConfig(crop_size=(300, 300), group_size=1, batch_size=1)
+    _take(pristine, 1, config=big, with_labels=False)
+
+
+def test_calibrate(pristine):
+  eq = synthesis.calibrate(pristine, config=UNIFORM, num_steps=2, seed=7)
+  assert eq.names == METRIC_NAMES and eq.num_samples == (10,) * 11
+  scores = np.concatenate([np.asarray(b["scores"]) for b in
+                           _take(pristine, 2, config=UNIFORM, seed=7)])
+  u = np.asarray(histeq.equalize(eq, scores))
+  for j in range(11):   # the calibration sample itself spreads over [0, 1]
+    assert u[:, j].min() < 0.1 and u[:, j].max() > 0.9   # 0 and 1 unless ends tie
+    assert u[:, j].mean() == pytest.approx(0.5, abs=1e-6)

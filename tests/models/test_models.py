@@ -181,6 +181,40 @@ def test_heads():
   np.testing.assert_allclose(mean, 0.01 * h.mean(0), rtol=1e-4, atol=1e-6)
 
 
+def test_host_init_matches_init_structure():
+  import flax.linen as nn
+
+  class Net(nn.Module):  # backbone + head, as Stage 1 composes them
+    backbone: nn.Module
+    head: nn.Module
+
+    def __call__(self, x):
+      _, taps = self.backbone(x, taps=True, final=False)
+      return self.head(mlsp.mlsp_narrow(taps))
+
+  net = Net(SMALL.clone(), MultiTaskHead(hidden=(32, 16, 8)))
+  x = jnp.zeros((1, 75, 75, 3))
+  v = models.host_init(net, x, seed=3)
+  ref = jax.eval_shape(net.init, jax.random.PRNGKey(0), x)
+  assert jax.tree.structure(v) == jax.tree.structure(ref)
+  assert all(a.shape == b.shape and a.dtype == b.dtype
+             for a, b in zip(jax.tree.leaves(v), jax.tree.leaves(ref)))
+  p = v["params"]
+  k = np.asarray(p["backbone"]["conv2d_1"]["kernel"])  # (3, 3, 3, 4)
+  limit = np.sqrt(6 / (27 + 36))
+  assert np.abs(k).max() <= limit and np.abs(k).max() > 0.5 * limit  # glorot uniform
+  d = np.asarray(p["head"]["Dense_0"]["kernel"])
+  fan_in = d.shape[0]
+  assert np.abs(d).max() <= 2 * np.sqrt(2 / fan_in) / 0.8796 + 1e-6  # truncated He
+  assert 0.7 < d.std() / np.sqrt(2 / fan_in) < 1.3
+  np.testing.assert_array_equal(p["head"]["BatchNorm_0"]["scale"], 1)
+  np.testing.assert_array_equal(
+      v["batch_stats"]["backbone"]["batch_normalization_1"]["var"], 1)
+  assert not np.any(np.asarray(p["backbone"]["batch_normalization_1"]["bias"]))
+  out = jax.jit(net.apply)(v, jax.random.uniform(jax.random.PRNGKey(0), (2, 75, 75, 3)))
+  assert out.shape == (2, 11) and bool(jnp.all(jnp.isfinite(out)))
+
+
 # ------------------------------------------------------------------ Keras h5 import
 
 
