@@ -28,15 +28,35 @@ from deepfl_jax.metrics import _inputs, fused
 from deepfl_jax.metrics.sff import load_w
 
 
+class _Stub(types.ModuleType):
+  """Stands in for torchvision: attribute look-ups give sub-stubs, capitalised names
+  give empty nn.Module subclasses (piq subclasses torchvision's Inception blocks at
+  import time but uses them only for FID/LPIPS/DISTS, which are not benchmarked)."""
+
+  def __getattr__(self, name):
+    if name.startswith("__"):
+      raise AttributeError(name)
+    if name[:1].isupper():
+      import torch
+      return type(name, (torch.nn.Module,), {})
+    sub = _Stub(f"{self.__name__}.{name}")
+    sys.modules[sub.__name__] = sub
+    setattr(self, name, sub)
+    return sub
+
+
 def _import_piq():
   try:
     import torchvision  # noqa: F401
-  except ImportError:   # piq needs torchvision only for its VGG-based LPIPS/DISTS.
-    stub = types.ModuleType("torchvision")
-    stub.models = types.ModuleType("torchvision.models")
-    stub.models.vgg16 = stub.models.vgg19 = None
+  except ImportError:
+    stub = _Stub("torchvision")
     sys.modules["torchvision"] = stub
-    sys.modules["torchvision.models"] = stub.models
+    for sub in ("models", "models.utils", "models.inception"):
+      mod = _Stub(f"torchvision.{sub}")
+      sys.modules[mod.__name__] = mod
+    stub.models = sys.modules["torchvision.models"]
+    stub.models.utils = sys.modules["torchvision.models.utils"]
+    stub.models.inception = sys.modules["torchvision.models.inception"]
   import piq
   import torch
   return piq, torch
