@@ -72,3 +72,91 @@ def make_loss_fn(model: MultiTaskIQA):
     return loss, (upd["batch_stats"], {"mse": loss})
 
   return loss_fn
+
+
+# --- the stage as an experiment step ------------------------------------------------
+def _pristine_source(c):
+  """config.stage1.source -> (pristine IqaSource, indices)."""
+  from deepfl_jax.data import mini_kadid, pipeline
+  if c.source == "embedded":
+    return mini_kadid.pristine_source(tuple(c.photos), tuple(c.image_size)), None
+  if c.source == "kadis700k":
+    if not c.get("data_dir"):
+      raise ValueError("config.stage1.data_dir: set it to the TFDS data directory where "
+                       "the kadis700k builder was prepared (see deepfl_jax/data/builders)")
+    return pipeline.load_source("kadis700k", c.data_dir), None
+  raise ValueError(f"config.stage1.source: unknown source {c.source!r}; use 'embedded' "
+                   "or 'kadis700k'")
+
+
+def run_stage1(config, workdir: str):
+  """Stage 1 from `config.stage1`, `config.model`, `config.train`, `config.optim`.
+
+  Online synthesis (distortion + 11 FR labels on the device) from pristine images,
+  labels histogram-equalised by an equaliser fitted once on a calibration sample (or
+  taken from a KADIS score file) and stored in `workdir/stage1/equalizer.json`, so a
+  resumed run reuses it. Checkpoints, metrics.jsonl and TensorBoard summaries go to
+  `workdir/stage1`.
+
+  config.stage1 keys: source ("embedded" | "kadis700k"), photos / image_size
+  (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
+  group_size, calibration_steps, score_file (optional KADIS FR-score CSV).
+  config.model keys: width, blocks, input_scale ("unit" | "keras"), init_from
+  (optional Keras .h5 or orbax folder with backbone weights).
+  """
+  import os
+
+  import numpy as np
+
+  from deepfl_jax.data import histeq, synthesis
+  from deepfl_jax.models import host_init, load_variables
+  from deepfl_jax.train import config as train_config
+  from deepfl_jax.train import loop
+
+  c, m = config.stage1, config.model
+  out = os.path.join(workdir, "stage1")
+  os.makedirs(out, exist_ok=True)
+  n_proc = jax.process_count()
+  batch = int(config.train.batch_size)
+  per_crop = 5 if c.assignment == "kadis" else 1
+  if batch % (n_proc * per_crop):
+    raise ValueError(f"config.train.batch_size={batch} must be a multiple of "
+                     f"{n_proc * per_crop} (processes x images per crop)")
+  syn = synthesis.SynthesisConfig(
+      crop_size=tuple(c.crop_size), batch_size=batch // (n_proc * per_crop),
+      assignment=c.assignment, group_size=int(c.group_size))
+  source, indices = _pristine_source(c)
+
+  eq_path = os.path.join(out, "equalizer.json")
+  if os.path.exists(eq_path):
+    equalizer = histeq.load(eq_path)
+  else:
+    if c.get("score_file"):
+      equalizer = histeq.from_score_file(c.score_file)
+    else:
+      equalizer = synthesis.calibrate(source, indices, config=syn,
+                                      num_steps=int(c.calibration_steps))
+    if jax.process_index() == 0:
+      histeq.save(equalizer, eq_path)
+
+  model = make_model(width=float(m.width), blocks=tuple(m.blocks),
+                     dtype=train_config.compute_dtype(config.train.compute_dtype),
+                     input_scale=m.input_scale)
+  example = np.zeros((1, *c.crop_size, 3), np.float32)
+
+  def init_variables(rng):
+    del rng  # host_init draws with NumPy from config.train.seed (fast on CPU).
+    v = host_init(model, example, seed=int(config.train.seed), train=False)
+    if m.get("init_from"):
+      bb = load_variables(m.init_from, model.backbone)
+      v = {"params": {**v["params"], "backbone": bb["params"]},
+           "batch_stats": {**v["batch_stats"], "backbone": bb["batch_stats"]}}
+    return v
+
+  def batches(start_step):
+    for b in synthesis.stream(source, indices, config=syn, seed=int(config.train.seed),
+                              equalizer=equalizer, start_step=start_step):
+      yield {"image": np.asarray(b["image"]), "target": np.asarray(b["target"])}
+
+  return loop.fit(config, out, init_variables=init_variables,
+                  loss_fn=make_loss_fn(model), batches=batches, desc="stage1")

@@ -48,7 +48,7 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import jax
 import ml_collections
@@ -89,15 +89,15 @@ def default_config() -> ml_collections.ConfigDict:
   return c
 
 
-def _section(config) -> ml_collections.ConfigDict:
-  """`config.stage2` over the defaults (missing keys take the default)."""
-  out = default_config()
-  given = config.get("stage2", None) if config is not None else None
+def _section(config, name: str = "stage2", defaults=None) -> ml_collections.ConfigDict:
+  """`config.<name>` over `defaults` (missing keys take the default; given values
+  replace defaults whatever their type, e.g. None for "")."""
+  out = (default_config() if defaults is None else defaults).to_dict()
+  given = config.get(name, None) if config is not None else None
   if given is not None:
-    for k in given.keys():
-      v = given[k]
-      out[k] = v.to_dict() if isinstance(v, ml_collections.ConfigDict) else v
-  return out
+    out.update(given.to_dict() if isinstance(given, ml_collections.ConfigDict)
+               else dict(given))
+  return ml_collections.ConfigDict(out)
 
 
 # ------------------------------------------------------------------ identity, weights
@@ -123,7 +123,7 @@ def make_backbone(c: Mapping[str, Any]) -> irv2.InceptionResNetV2:
 
 def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  directory = os.path.abspath(os.path.join(workdir, checkpoint_dir))
+  directory = os.path.abspath(os.path.join(workdir, checkpoint_dir or "checkpoints"))
   if not os.path.isdir(directory):
     raise FileNotFoundError(
         f"config.stage2.weights='stage1': no Stage 1 checkpoints in {directory}; run "
@@ -135,18 +135,10 @@ def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
     if step is None:
       raise FileNotFoundError(f"config.stage2.weights='stage1': {directory} holds no "
                               "checkpoint; run Stage 1 first")
-    state = mngr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore()))["state"]
   finally:
     mngr.close()
-  params, stats = state["params"], state.get("batch_stats") or {}
-  if "backbone" not in params:
-    raise ValueError(f"{directory}/{step}: the Stage 1 state has no params['backbone'] "
-                     f"(keys {sorted(params)})")
-  variables = {"params": params["backbone"], "batch_stats": stats.get("backbone", {})}
-  return (jax.tree.map(np.asarray, variables),
-          {"kind": "stage1", "checkpoint": os.path.join(directory, str(step)),
-           "step": int(step)})
+  v, info = _stage1_from_step_dir(os.path.join(directory, str(step)))
+  return v, dict(info, step=int(step))
 
 
 def resolve_weights(weights: str, workdir, *, model: irv2.InceptionResNetV2,
@@ -180,7 +172,8 @@ def open_dataset(c: Mapping[str, Any], workdir):
   data_dir = c["data_dir"] or os.path.join(workdir, "data")
   name = c["dataset"]
   if name == "mini_kadid":
-    kwargs = dict(c.get("mini_kadid") or {})
+    kw = c.get("mini_kadid", None)
+    kwargs = kw.to_dict() if isinstance(kw, ml_collections.ConfigDict) else dict(kw or {})
     if "size" in kwargs:
       kwargs["size"] = tuple(kwargs["size"])
     return mini_kadid.load(data_dir, **kwargs)
@@ -445,9 +438,13 @@ def run_stage2(config, workdir, *, source=None, variables=None,
   `<workdir>/stage2/feature_sets.json` for Stage 3 and the `deepfl-iqa` command.
   """
   c = _section(config)
+  if c.kind not in ("narrow", "wide"):
+    raise ValueError(f"config.stage2.kind must be 'narrow' or 'wide', got {c.kind!r}")
+  if c.input_scale not in ("unit", "keras"):
+    raise ValueError(f"config.stage2.input_scale must be 'unit' or 'keras', got "
+                     f"{c.input_scale!r}")
   model = make_backbone(c) if model is None else model
-  source = open_dataset(c, workdir) if source is None else source
-  if variables is None:
+  if variables is None:  # first: a missing checkpoint fails before any data work
     variables, weights_info = resolve_weights(
         c.weights, workdir, model=model, checkpoint_dir=c.checkpoint_dir,
         seed=c.random_seed)
@@ -455,6 +452,7 @@ def run_stage2(config, workdir, *, source=None, variables=None,
   else:
     weights_info = dict(weights_info or {"kind": "given"})
     label = _KIND_LABELS.get(weights_info.get("kind"), "given")
+  source = open_dataset(c, workdir) if source is None else source
   jobs = [(label, variables, weights_info)]
   if c.compare_random and label != "random":
     rv, rinfo = resolve_weights("random", workdir, model=model, seed=c.random_seed)
@@ -511,6 +509,9 @@ def _stage1_from_step_dir(step_dir: str) -> tuple[dict, dict]:
         state=ocp.args.StandardRestore()))["state"]
   finally:
     mngr.close()
-  v = {"params": state["params"]["backbone"],
-       "batch_stats": (state.get("batch_stats") or {}).get("backbone", {})}
+  params, stats = state["params"], state.get("batch_stats") or {}
+  if "backbone" not in params:
+    raise ValueError(f"{step_dir}: the Stage 1 state has no params['backbone'] (keys "
+                     f"{sorted(params)})")
+  v = {"params": params["backbone"], "batch_stats": stats.get("backbone", {})}
   return jax.tree.map(np.asarray, v), {"kind": "stage1", "checkpoint": str(step_dir)}
