@@ -29,13 +29,15 @@ Config section `config.stage2` (ml_collections.ConfigDict; defaults in
   weights: "stage1" (latest Stage 1 checkpoint in `<workdir>/<checkpoint_dir>`, its
     params["backbone"] / batch_stats["backbone"]), "random" (seeded random init), or a
     path: a Keras 2 .h5/.hdf5 file or an orbax directory (`models.keras_import`).
-  checkpoint_dir: Stage 1 checkpoint folder relative to the workdir ("checkpoints",
-    where `train.loop.fit` writes).
+  checkpoint_dir: Stage 1 checkpoint folder relative to the workdir
+    ("stage1/checkpoints", where `train.stage1.run_stage1` writes).
   random_seed: seed of the random-weight backbone.
   compare_random: also extract features of the random-weight backbone (label
     "random"), so Stage 3 reports trained vs untrained features side by side.
   kind: "narrow" | "wide".  input_scale: "unit" (x/255, DeepFL-IQA) | "keras".
   width, blocks: backbone size (Keras: 1.0, (10, 20, 10)); must match the weights.
+    width, blocks and input_scale default to `config.model`'s (Stage 1's backbone)
+    when the config has a `model` section; keys set in `config.stage2` win.
   compute_dtype: "float32" | "bfloat16".
   batch_size: images per forward pass (split over the local devices when divisible).
   progress: progress bar on stderr.
@@ -76,7 +78,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.builder_config = ""
   c.mini_kadid = ml_collections.ConfigDict()
   c.weights = "stage1"
-  c.checkpoint_dir = "checkpoints"
+  c.checkpoint_dir = "stage1/checkpoints"
   c.random_seed = 0
   c.compare_random = True
   c.kind = "narrow"
@@ -98,6 +100,16 @@ def _section(config, name: str = "stage2", defaults=None) -> ml_collections.Conf
     out.update(given.to_dict() if isinstance(given, ml_collections.ConfigDict)
                else dict(given))
   return ml_collections.ConfigDict(out)
+
+
+def _stage2_section(config) -> ml_collections.ConfigDict:
+  defaults = default_config()
+  model = config.get("model", None) if config is not None else None
+  if model is not None:
+    for k in ("width", "blocks", "input_scale"):
+      if k in model:
+        defaults[k] = model[k]
+  return _section(config, "stage2", defaults)
 
 
 # ------------------------------------------------------------------ identity, weights
@@ -123,7 +135,7 @@ def make_backbone(c: Mapping[str, Any]) -> irv2.InceptionResNetV2:
 
 def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  directory = os.path.abspath(os.path.join(workdir, checkpoint_dir or "checkpoints"))
+  directory = os.path.abspath(os.path.join(workdir, checkpoint_dir or "stage1/checkpoints"))
   if not os.path.isdir(directory):
     raise FileNotFoundError(
         f"config.stage2.weights='stage1': no Stage 1 checkpoints in {directory}; run "
@@ -142,7 +154,7 @@ def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
 
 
 def resolve_weights(weights: str, workdir, *, model: irv2.InceptionResNetV2,
-                    checkpoint_dir: str = "checkpoints", seed: int = 0
+                    checkpoint_dir: str = "stage1/checkpoints", seed: int = 0
                     ) -> tuple[dict, dict]:
   """(variables {"params", "batch_stats"}, JSON description of their source) for
   `config.stage2.weights`: "stage1", "random" or a Keras h5 / orbax path."""
@@ -437,7 +449,7 @@ def run_stage2(config, workdir, *, source=None, variables=None,
   "random"), then "random" when `compare_random`; also written to
   `<workdir>/stage2/feature_sets.json` for Stage 3 and the `deepfl-iqa` command.
   """
-  c = _section(config)
+  c = _stage2_section(config)
   if c.kind not in ("narrow", "wide"):
     raise ValueError(f"config.stage2.kind must be 'narrow' or 'wide', got {c.kind!r}")
   if c.input_scale not in ("unit", "keras"):

@@ -121,7 +121,7 @@ def test_stage1_checkpoints_and_random_comparison(tmp_path, variables, source):
     state = {"step": np.int32(step),
              "params": {"backbone": v["params"], "head": {"w": np.ones(2, np.float32)}},
              "batch_stats": {"backbone": v["batch_stats"], "head": {}}}
-    with Checkpointer(tmp_path / "checkpoints", save_every=1, async_save=False) as c:
+    with Checkpointer(tmp_path / "stage1" / "checkpoints", save_every=1, async_save=False) as c:
       c.save(step, state, force=True)
 
   save(10, variables)
@@ -158,3 +158,14 @@ def test_bad_settings(tmp_path, source):
                       source=source)
   with pytest.raises(ValueError, match="kind"):
     stage2.run_stage2(_config(kind="medium"), str(tmp_path), source=source)
+
+
+def test_backbone_settings_default_to_config_model():
+  c = ml_collections.ConfigDict({"model": {"width": 0.5, "blocks": (2, 2, 2),
+                                           "input_scale": "keras"},
+                                 "stage2": {"blocks": (1, 1, 1)}})
+  s = stage2._stage2_section(c)  # pylint: disable=protected-access
+  assert s.width == 0.5 and tuple(s.blocks) == (1, 1, 1) and s.input_scale == "keras"
+  assert s.checkpoint_dir == "stage1/checkpoints" and s.kind == "narrow"
+  d = stage2._stage2_section(ml_collections.ConfigDict())  # pylint: disable=protected-access
+  assert d.width == 1.0 and tuple(d.blocks) == (10, 20, 10) and d.input_scale == "unit"
