@@ -38,7 +38,11 @@ MIN_SIZE = 176
 @functools.partial(jax.jit, static_argnames=("color_mode",))
 def fr_scores_core(x: jnp.ndarray, y: jnp.ndarray, sff_w: jnp.ndarray,
                    color_mode: _inputs.ColorMode = "luma") -> dict[str, jnp.ndarray]:
-  """The 11 scores of prepared (N, H, W, 3) 0..255 pairs (no validation)."""
+  """The 11 scores of prepared (N, H, W, 3) 0..255 pairs (no validation).
+
+  Note: as a jit output the dict comes back with sorted keys; `fr_scores` restores
+  the score-file order, and `stack` always orders by `METRIC_NAMES`.
+  """
   scores = {
       "ssim": ssim_core(x, y, color_mode=color_mode),
       "ms_ssim": ms_ssim_core(x, y, color_mode=color_mode),
@@ -72,7 +76,9 @@ def fr_scores(reference, distorted, *, color_mode: _inputs.ColorMode = "luma",
   x, y = _inputs.prepare_pair(reference, distorted, "fr_scores", min_size=MIN_SIZE)
   x, y = _inputs.rgb(x), _inputs.rgb(y)
   w = load_w(sff_w)
-  return fr_scores_core(x, y, jnp.asarray(w, x.dtype), color_mode=color_mode)
+  scores = fr_scores_core(x, y, jnp.asarray(w, x.dtype), color_mode=color_mode)
+  # jit returns dicts with sorted keys; restore the score-file order.
+  return {name: scores[name] for name in METRIC_NAMES}
 
 
 def stack(scores: dict[str, jnp.ndarray]) -> jnp.ndarray:

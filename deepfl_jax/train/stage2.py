@@ -135,7 +135,8 @@ def make_backbone(c: Mapping[str, Any]) -> irv2.InceptionResNetV2:
 
 def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
-  directory = os.path.abspath(os.path.join(workdir, checkpoint_dir or "stage1/checkpoints"))
+  directory = os.path.abspath(os.path.join(workdir,
+                                           checkpoint_dir or "stage1/checkpoints"))
   if not os.path.isdir(directory):
     raise FileNotFoundError(
         f"config.stage2.weights='stage1': no Stage 1 checkpoints in {directory}; run "
