@@ -1,6 +1,40 @@
-"""The stages an experiment config can name (`config.stages`)."""
-from deepfl_jax import fr_metrics_demo
+"""The stages an experiment config can name (`config.stages`), in pipeline order.
 
-STAGES = {
-    "fr_metrics": fr_metrics_demo.run,
-}
+Each is `fn(config, workdir) -> results` and reads and writes only the work directory,
+so a stage can be rerun alone (e.g. `--config.stages=stage3`).
+"""
+from __future__ import annotations
+
+import os
+
+
+def fr_metrics(config, workdir):
+  """The 11 FR proxies on embedded photographs (`deepfl_jax.fr_metrics_demo`)."""
+  from deepfl_jax import fr_metrics_demo
+  return fr_metrics_demo.run(config, workdir)
+
+
+def stage1(config, workdir):
+  """Weak supervision: IRv2 + multi-task head on 11 equalised FR proxies."""
+  from deepfl_jax.train import stage1 as s1
+  return s1.run_stage1(config, workdir)
+
+
+def stage2(config, workdir):
+  """MLSP features of the evaluation database, cached in the work directory."""
+  from deepfl_jax.train import stage2 as s2
+  return s2.run_stage2(config, workdir)
+
+
+def stage3(config, workdir):
+  """The DeepFL-IQA regressor over repeated splits; prints the results table."""
+  from deepfl_jax.train import stage3 as s3
+  results = s3.run_stage3(config, workdir)
+  print(s3.markdown_table(results))
+  print(f"\nResults: {os.path.join(workdir, 'stage3')} (results.json, results.md, "
+        "scatter PNGs)")
+  return results
+
+
+STAGES = {"fr_metrics": fr_metrics, "stage1": stage1, "stage2": stage2,
+          "stage3": stage3}

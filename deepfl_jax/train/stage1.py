@@ -100,7 +100,8 @@ def run_stage1(config, workdir: str):
 
   config.stage1 keys: source ("embedded" | "kadis700k"), photos / image_size
   (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
-  group_size, calibration_steps, score_file (optional KADIS FR-score CSV).
+  types (restrict the distortion types; () = all), group_size, calibration_steps,
+  score_file (optional KADIS FR-score CSV).
   config.model keys: width, blocks, input_scale ("unit" | "keras"), init_from
   (optional Keras .h5 or orbax folder with backbone weights).
   """
@@ -124,7 +125,8 @@ def run_stage1(config, workdir: str):
                      f"{n_proc * per_crop} (processes x images per crop)")
   syn = synthesis.SynthesisConfig(
       crop_size=tuple(c.crop_size), batch_size=batch // (n_proc * per_crop),
-      assignment=c.assignment, group_size=int(c.group_size))
+      assignment=c.assignment, group_size=int(c.group_size),
+      types=tuple(c.types) or None)
   source, indices = _pristine_source(c)
 
   eq_path = os.path.join(out, "equalizer.json")

@@ -1,0 +1,47 @@
+"""Config sections shared by the experiment configs (each experiment file overrides)."""
+import ml_collections
+
+from deepfl_jax.data import mini_kadid
+from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train.config import default_optim_config, default_train_config
+
+
+def model_config() -> ml_collections.ConfigDict:
+  """`config.model`: the InceptionResNetV2 backbone as Keras builds it."""
+  c = ml_collections.ConfigDict()
+  c.width = 1.0                 # channel multiplier (1.0 = Keras' InceptionResNetV2)
+  c.blocks = (10, 20, 10)       # block35 / block17 / block8 repeats
+  c.input_scale = "unit"        # x/255 as the DeepFL-IQA release; "keras": [-1, 1]
+  c.init_from = ""              # Keras .h5 (ImageNet notop) or orbax folder; "" = random
+  return c
+
+
+def stage1_config() -> ml_collections.ConfigDict:
+  """`config.stage1`: online synthesis settings (see train/stage1.run_stage1)."""
+  c = ml_collections.ConfigDict()
+  c.source = "embedded"         # "embedded" (skimage photographs) | "kadis700k"
+  c.photos = mini_kadid.PHOTOS  # the 8 photographs shipped with scikit-image
+  c.image_size = (384, 512)     # embedded photographs are fitted to this size
+  c.data_dir = ""               # TFDS data_dir of the built kadis700k (source kadis700k)
+  c.crop_size = (384, 512)
+  c.assignment = "uniform"      # "uniform" random (type, level) | "kadis" (one type x 5)
+  c.types = ()                  # restrict the distortion types (() = all 25)
+  c.group_size = 4
+  c.calibration_steps = 20      # batches for the histogram-equalisation CDFs
+  c.score_file = ""             # kadis700k_friqa.csv: take the CDFs from it instead
+  return c
+
+
+def base_config(name: str) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.name = name
+  config.stages = ("stage1", "stage2", "stage3")
+  config.model = model_config()
+  config.train = default_train_config()
+  config.optim = default_optim_config()
+  config.stage1 = stage1_config()
+  config.stage2 = stage2.default_config()
+  for key in ("width", "blocks", "input_scale"):  # Stage 2 takes them from config.model
+    del config.stage2[key]
+  config.stage3 = stage3.default_config()
+  return config
