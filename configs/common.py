@@ -45,3 +45,14 @@ def base_config(name: str) -> ml_collections.ConfigDict:
     del config.stage2[key]
   config.stage3 = stage3.default_config()
   return config
+
+
+def mlsp_eval_config(name: str, dataset: str, num_repeats: int
+                     ) -> ml_collections.ConfigDict:
+  """Stages 2 and 3 on a database built by its TFDS builder (`stage2.dataset`)."""
+  config = base_config(name)
+  config.stages = ("stage2", "stage3")
+  config.stage2.dataset = dataset
+  config.stage2.compare_random = False
+  config.stage3.num_repeats = num_repeats
+  return config

@@ -12,9 +12,4 @@ from configs import common
 
 
 def get_config():
-  config = common.base_config("mlsp_csiq")
-  config.stages = ("stage2", "stage3")
-  config.stage2.dataset = "csiq"
-  config.stage2.compare_random = False
-  config.stage3.num_repeats = 10
-  return config
+  return common.mlsp_eval_config("mlsp_csiq", "csiq", num_repeats=10)

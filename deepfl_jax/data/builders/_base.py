@@ -74,6 +74,20 @@ def default_configs(version: str = "1.0.0") -> list[IqaConfig]:
                     description="skip unreadable images, warn with their names")]
 
 
+SYNTHETIC_INDEX_FIELDS = ("name", "content", "reference", "dist_type", "level", "score",
+                          "std")
+
+
+def synthetic_features() -> dict[str, Any]:
+  """Record fields of a synthetic full-reference database (KADID-10k, TID2013, CSIQ)
+  beside image, name and content: its reference, distortion type and level, score."""
+  return {"reference": tfds.features.Text(),
+          "dist_type": tfds.features.Scalar(np.int32),
+          "level": tfds.features.Scalar(np.int32),
+          "score": tfds.features.Scalar(np.float32),
+          "std": tfds.features.Scalar(np.float32)}
+
+
 def instructions(title: str, homepage: str, layout: str) -> str:
   return (f"Download {title} from {homepage} and unpack it into the manual directory "
           "(by default `<data_dir>/downloads/manual/`, or pass `download_config="

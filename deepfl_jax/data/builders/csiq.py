@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pathlib
 
-import numpy as np
-import tensorflow_datasets as tfds
 
 from deepfl_jax.data.builders import _base, _xlsx
 
@@ -60,14 +58,10 @@ class Csiq(_base.IqaBuilder):
   HIGHER_IS_BETTER = False
   SPLIT_KIND = "content"
   FULL_REFERENCE = True
-  INDEX_FIELDS = ("name", "content", "reference", "dist_type", "level", "score", "std")
+  INDEX_FIELDS = _base.SYNTHETIC_INDEX_FIELDS
 
   def _features_dict(self):
-    return {"reference": tfds.features.Text(),
-            "dist_type": tfds.features.Scalar(np.int32),
-            "level": tfds.features.Scalar(np.int32),
-            "score": tfds.features.Scalar(np.float32),
-            "std": tfds.features.Scalar(np.float32)}
+    return _base.synthetic_features()
 
   def _rows(self, root: pathlib.Path) -> list[dict[str, str | float | None]]:
     path = root / self.MARKER

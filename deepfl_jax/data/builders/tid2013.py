@@ -4,8 +4,6 @@ from __future__ import annotations
 import pathlib
 import re
 
-import numpy as np
-import tensorflow_datasets as tfds
 
 from deepfl_jax.data.builders import _base
 
@@ -45,14 +43,10 @@ class Tid2013(_base.IqaBuilder):
   SCORE_NAME = "mos"
   SPLIT_KIND = "content"
   FULL_REFERENCE = True
-  INDEX_FIELDS = ("name", "content", "reference", "dist_type", "level", "score", "std")
+  INDEX_FIELDS = _base.SYNTHETIC_INDEX_FIELDS
 
   def _features_dict(self):
-    return {"reference": tfds.features.Text(),
-            "dist_type": tfds.features.Scalar(np.int32),
-            "level": tfds.features.Scalar(np.int32),
-            "score": tfds.features.Scalar(np.float32),
-            "std": tfds.features.Scalar(np.float32)}
+    return _base.synthetic_features()
 
   def _plan(self, root: pathlib.Path):
     lines = [l.split() for l in (root / self.MARKER).read_text().splitlines() if l.strip()]
