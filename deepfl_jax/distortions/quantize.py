@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 _BITS = 5                       # histogram resolution per channel, as Wu's / MATLAB's cq
 _SIDE = (1 << _BITS) + 1        # prefix-sum grid (index 0 is the empty border)

@@ -23,7 +23,6 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Keras' block lengths (block35, block17, block8) and residual scales.
 KERAS_BLOCKS = (10, 20, 10)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -7,7 +7,6 @@ refused. All processes call `save` (orbax writes each replicated array once).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import jax
 import orbax.checkpoint as ocp

@@ -5,7 +5,6 @@ records against the files actually written. Images are a few pixels, each differ
 """
 from __future__ import annotations
 
-import io
 import pathlib
 import zipfile
 

@@ -8,7 +8,6 @@ intensity AND structureness (Bae & Kim 2014); the index has a contrast-sensitivi
 feature and a chrominance feature (Bae & Kim 2016); and it ranks noise and blur levels
 on real photographs (skimage.data) like SSIM does.
 """
-import functools
 import importlib
 import math
 
@@ -18,33 +17,14 @@ import numpy as np
 import pytest
 import scipy.fft
 import scipy.ndimage
-import skimage.data
-import skimage.metrics
 
-from deepfl_jax.metrics import correlation
+from tests.metrics import _images
+from tests.metrics._images import noisy
 from deepfl_jax.ops import color
 
 # The package __init__ re-exports the function `scqi`, which shadows the submodule
 # attribute; import_module returns the module itself.
 scqi = importlib.import_module("deepfl_jax.metrics.scqi")
-
-
-@functools.lru_cache(maxsize=None)
-def photos():
-  """Four 96x128 RGB crops in [0, 1] (float32)."""
-  ims = [skimage.data.astronaut()[60:156, 180:308], skimage.data.coffee()[150:246, 250:378],
-         skimage.data.chelsea()[50:146, 120:248], skimage.data.rocket()[200:296, 200:328]]
-  return np.stack(ims).astype(np.float32) / 255.0
-
-
-def noisy(x, sigma, seed=0):
-  rng = np.random.default_rng(seed)
-  return np.clip(x + rng.normal(0, sigma, x.shape), 0, 1).astype(np.float32)
-
-
-def blurred(x, sigma):
-  axes = (0,) * (x.ndim - 3) + (sigma, sigma, 0)
-  return scipy.ndimage.gaussian_filter(x, axes).astype(np.float32)
 
 
 def reference_scqi(x255, y255, csf):
@@ -78,7 +58,7 @@ def reference_scqi(x255, y255, csf):
 def test_matches_documented_formula(x64, csf):
   """The spec 11 placeholder (csf=False) and the CSF variant, against a slow NumPy
   reference on a 14x17 crop (float64, 1e-10)."""
-  x = photos()[0, 40:54, 60:77].astype(np.float64)
+  x = _images.small_photos()[0, 40:54, 60:77].astype(np.float64)
   y = noisy(x, 0.05, seed=3).astype(np.float64)
   want = reference_scqi(x * 255, y * 255, csf)
   got = float(scqi.scqi(x, y, csf=csf)[0])
@@ -89,7 +69,7 @@ def test_matches_documented_formula(x64, csf):
 def test_identical_is_one_and_symmetric():
   """Paper: SC-QI is a quality index (1 = undistorted); every term is a symmetric
   similarity, so the index is symmetric by design."""
-  x = photos()
+  x = _images.small_photos()
   y = noisy(x, 0.04)
   np.testing.assert_allclose(scqi.scqi(x, x), 1.0, atol=1e-6)
   np.testing.assert_allclose(scqi.scqi(x[..., :1], x[..., :1]), 1.0, atol=1e-6)
@@ -151,7 +131,7 @@ def test_chroma_feature():
   keeps Y fixed lowers the score, and more for a larger change; grey inputs have no
   chroma term. (Documented limitation of the reconstruction: a pure mean-luminance
   shift is not penalised, there being no DC term.)"""
-  x = photos()[:2].astype(np.float64)
+  x = _images.small_photos()[:2].astype(np.float64)
   yiq = x @ color.YIQ.T
   inv = np.linalg.inv(color.YIQ)
   scores = []
@@ -171,15 +151,7 @@ def test_chroma_feature():
 def test_ranks_like_ssim_on_photographs(kind):
   """Across 4 photographs x 4 levels, SC-QI orders the 16 distorted images like SSIM
   (skimage, Gaussian window) does: Spearman >= 0.85 (measured: about 0.95)."""
-  x = photos()
-  levels = (0.01, 0.03, 0.06, 0.1) if kind == "noise" else (0.5, 1.0, 2.0, 3.0)
-  make = noisy if kind == "noise" else blurred
-  ref = np.repeat(x, len(levels), axis=0)
-  dist = np.stack([make(im, s) for im in x for s in levels])
-  ours = np.asarray(jax.jit(scqi.scqi)(ref, dist))
-  ssim = [skimage.metrics.structural_similarity(
-      r, d, channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
-      use_sample_covariance=False) for r, d in zip(ref, dist)]
-  assert correlation.srocc(ours, ssim) >= 0.85
+  scores, rho = _images.ssim_rank_agreement(jax.jit(scqi.scqi), kind)
+  assert rho >= 0.85
   # Within each photograph the score falls strictly with severity.
-  assert np.all(np.diff(ours.reshape(len(x), len(levels)), axis=1) < 0)
+  assert np.all(np.diff(scores, axis=1) < 0)

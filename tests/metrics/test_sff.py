@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from deepfl_jax.metrics.sff import sff, sff_core
+from deepfl_jax.metrics.sff import sff
 
 # The package exports the function `sff`, which shadows the module attribute.
 sff_lib = importlib.import_module("deepfl_jax.metrics.sff")

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepfl_jax.metrics.sr_sim import sr_sim, sr_sim_core
+from deepfl_jax.metrics.sr_sim import sr_sim
 
 # The package exports the function `sr_sim`, which shadows the module attribute.
 sr_sim_module = importlib.import_module("deepfl_jax.metrics.sr_sim")

@@ -3,7 +3,6 @@ round trips, and agreement with scikit-image where the definitions coincide."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from deepfl_jax.ops import colorspaces as cs
 
