@@ -37,6 +37,22 @@ SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
 SDSP_WHITE_D50_ROUNDED = np.array([0.9642, 1.0, 0.8251])
 
 
+def _lab_planes(r: jnp.ndarray, g: jnp.ndarray, b: jnp.ndarray):
+  """SDSP's CIELAB on separate R, G, B planes (0..255) -> (L*, a*, b*) planes.
+
+  Planes rather than a trailing channel axis: XLA:CPU vectorises the elementwise
+  powers far better on contiguous planes (3x faster here).
+  """
+  lin = [colorspaces.srgb_to_linear(c / 255.0) for c in (r, g, b)]
+  m = SRGB_TO_XYZ / SDSP_WHITE_D50_ROUNDED[:, None]
+  f = []
+  for row in m:
+    t = row[0] * lin[0] + row[1] * lin[1] + row[2] * lin[2]
+    cube = t > 0.008856
+    f.append(jnp.where(cube, jnp.cbrt(jnp.where(cube, t, 1.0)), (903.3 * t + 16.0) / 116.0))
+  return 116.0 * f[1] - 16.0, 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])
+
+
 def rgb2lab_sdsp_d50(rgb: jnp.ndarray) -> jnp.ndarray:
   """CIELAB as SDSP's RGB2Lab: (..., 3) sRGB on 0..255 -> (..., 3) L*, a*, b*.
 
@@ -44,12 +60,7 @@ def rgb2lab_sdsp_d50(rgb: jnp.ndarray) -> jnp.ndarray:
   the rounded D50 white (0.9642, 1, 0.8251); f(t) = t^(1/3) above 0.008856, else
   (903.3 t + 16) / 116; no clamping (spec 5.2 step 2).
   """
-  lin = colorspaces.srgb_to_linear(rgb / 255.0)   # the standard sRGB curve
-  xyz = color.apply_matrix(lin, SRGB_TO_XYZ / SDSP_WHITE_D50_ROUNDED[:, None])
-  cube = xyz > 0.008856
-  f = jnp.where(cube, jnp.cbrt(jnp.where(cube, xyz, 1.0)), (903.3 * xyz + 16.0) / 116.0)
-  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-  return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+  return jnp.stack(_lab_planes(rgb[..., 0], rgb[..., 1], rgb[..., 2]), axis=-1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -93,7 +104,7 @@ def sdsp(x: jnp.ndarray) -> jnp.ndarray:
   h, w = x.shape[1:3]
   s = SDSP_SIZE
   small = resize.imresize(jnp.moveaxis(x, -1, 1), size=(s, s), method="bilinear")
-  lab = jnp.moveaxis(rgb2lab_sdsp_d50(jnp.moveaxis(small, 1, -1)), -1, 1)  # (N, 3, s, s)
+  lab = jnp.stack(_lab_planes(small[:, 0], small[:, 1], small[:, 2]), axis=1)  # (N,3,s,s)
   # The filter is real and even, so rfft2/irfft2 give real(ifft2(fft2(.) LG)) exactly.
   lg = sdsp_log_gabor(s, s)[:, : s // 2 + 1]
   band = jnp.fft.irfft2(jnp.fft.rfft2(lab) * jnp.asarray(lg, x.dtype), s=(s, s))

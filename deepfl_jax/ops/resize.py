@@ -69,6 +69,32 @@ def resize_matrix(n_in: int, n_out: int | None = None, scale: float | None = Non
   return mat
 
 
+_BLOCK = 32  # output samples per block of the banded product
+
+
+def _apply_axis(x: jnp.ndarray, mat: np.ndarray, axis: int) -> jnp.ndarray:
+  """mat (m, n) applied along `axis` (-2 or -1) of x.
+
+  Interpolation matrices are banded, so the product runs in blocks of _BLOCK output
+  samples, each against only the static slice of input samples its rows touch: the
+  same sums as the dense product at a fraction of the multiply-adds (7x fewer for
+  384x512 -> 256x256).
+  """
+  hi = jax.lax.Precision.HIGHEST
+  outs = []
+  for start in range(0, mat.shape[0], _BLOCK):
+    block = mat[start:start + _BLOCK]
+    cols = np.flatnonzero(np.any(block != 0, axis=0))
+    lo, up = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 1)
+    part = jax.lax.slice_in_dim(x, lo, up, axis=x.ndim + axis)
+    w = jnp.asarray(block[:, lo:up], x.dtype)
+    if axis == -2:
+      outs.append(jnp.einsum("ih,...hw->...iw", w, part, precision=hi))
+    else:
+      outs.append(jnp.einsum("...hw,iw->...hi", part, w, precision=hi))
+  return outs[0] if len(outs) == 1 else jnp.concatenate(outs, axis=axis)
+
+
 def imresize(x: jnp.ndarray, size: tuple[int, int] | None = None,
              scale: float | None = None, method: Method = "bicubic",
              antialias: bool = True) -> jnp.ndarray:
@@ -86,6 +112,7 @@ def imresize(x: jnp.ndarray, size: tuple[int, int] | None = None,
   else:
     rh = resize_matrix(h, None, scale, method, antialias)
     rw = resize_matrix(w, None, scale, method, antialias)
-  hi = jax.lax.Precision.HIGHEST
-  out = jnp.einsum("ih,...hw->...iw", jnp.asarray(rh, x.dtype), x, precision=hi)
-  return jnp.einsum("...iw,jw->...ij", out, jnp.asarray(rw, x.dtype), precision=hi)
+  # The axis that shrinks more goes first: fewer samples for the second pass.
+  if rw.shape[0] * rh.shape[1] <= rh.shape[0] * rw.shape[1]:
+    return _apply_axis(_apply_axis(x, rw, -1), rh, -2)
+  return _apply_axis(_apply_axis(x, rh, -2), rw, -1)
