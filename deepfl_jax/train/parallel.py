@@ -67,6 +67,10 @@ def shard_batch(local_batch, mesh: Mesh, axis_name: str = DATA_AXIS):
   sharding = NamedSharding(mesh, P(axis_name))
 
   def put(x):
+    if isinstance(x, jax.Array) and jax.process_count() == 1:
+      # Already on a device (e.g. the online synthesis stream's images and labels):
+      # reshard there instead of a round trip through the host.
+      return jax.device_put(x, sharding)
     x = np.asarray(x)
     global_shape = (x.shape[0] * jax.process_count(),) + x.shape[1:]
     return jax.make_array_from_process_local_data(sharding, x, global_shape)

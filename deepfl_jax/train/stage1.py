@@ -75,19 +75,6 @@ def make_loss_fn(model: MultiTaskIQA):
 
 
 # --- the stage as an experiment step ------------------------------------------------
-def _zero_init_output(variables, num_hidden: int):
-  """Output layer of the multi-task head: kernel 0, bias 0.5 (the mean of the
-  equalised targets), as big_vision initialises heads. A project choice (the paper
-  does not state the head's initialisation): with He-normal outputs behind dropout 0.5
-  the first hundreds of steps only shrink the output scale (initial MSE about 6 against
-  0.08 for predicting the mean)."""
-  head = dict(variables["params"]["head"])
-  name = f"Dense_{num_hidden}"
-  head[name] = {"kernel": jnp.zeros_like(head[name]["kernel"]),
-                "bias": jnp.full_like(head[name]["bias"], 0.5)}
-  return {**variables, "params": {**variables["params"], "head": head}}
-
-
 def _pristine_source(c):
   """config.stage1.source -> (pristine IqaSource, indices)."""
   from deepfl_jax.data import mini_kadid, pipeline
@@ -123,7 +110,7 @@ def run_stage1(config, workdir: str):
   import numpy as np
 
   from deepfl_jax.data import histeq, synthesis
-  from deepfl_jax.models import host_init, load_variables
+  from deepfl_jax.models import host_init, load_variables, tap_widths
   from deepfl_jax.train import config as train_config
   from deepfl_jax.train import loop
 
@@ -160,9 +147,14 @@ def run_stage1(config, workdir: str):
   example = np.zeros((1, *c.crop_size, 3), np.float32)
 
   def init_variables(rng):
-    del rng  # host_init draws with NumPy from config.train.seed (fast on CPU).
-    v = host_init(model, example, seed=int(config.train.seed), train=False)
-    v = _zero_init_output(v, len(model.head.hidden))
+    # The backbone is drawn with NumPy (host_init: jit-compiling its initialisers
+    # takes minutes on a CPU); the small head uses its own declared initialisers.
+    bb = host_init(model.backbone, example, seed=int(config.train.seed), train=False,
+                   taps=True, final=False)
+    head = model.head.init(rng, jnp.zeros((1, sum(tap_widths(model.backbone.width,
+                                                              model.backbone.blocks)))))
+    v = {"params": {"backbone": bb["params"], "head": head["params"]},
+         "batch_stats": {"backbone": bb["batch_stats"], "head": head["batch_stats"]}}
     if m.get("init_from"):
       bb = load_variables(m.init_from, model.backbone)
       v = {"params": {**v["params"], "backbone": bb["params"]},
@@ -172,7 +164,7 @@ def run_stage1(config, workdir: str):
   def batches(start_step):
     for b in synthesis.stream(source, indices, config=syn, seed=int(config.train.seed),
                               equalizer=equalizer, start_step=start_step):
-      yield {"image": np.asarray(b["image"]), "target": np.asarray(b["target"])}
+      yield {"image": b["image"], "target": b["target"]}  # stay on the device
 
   return loop.fit(config, out, init_variables=init_variables,
                   loss_fn=make_loss_fn(model), batches=batches, desc="stage1")

@@ -45,3 +45,15 @@ def ssim_rank_agreement(fn, kind: str):
       r, d, channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
       use_sample_covariance=False) for r, d in zip(ref, dist)]
   return ours.reshape(len(x), len(levels)), correlation.srocc(ours, ssim)
+
+
+def float32_and_float64(fn, reference, distorted):
+  """`fn` of one pair in float32 (the default) and under x64; both as NumPy, with
+  their dtypes checked (uint8 input follows the enabled float precision)."""
+  import jax
+  v32 = np.asarray(fn(reference, distorted))
+  assert v32.dtype == np.float32
+  with jax.enable_x64(True):
+    v64 = np.asarray(fn(reference, distorted))
+  assert v64.dtype == np.float64
+  return v32, v64

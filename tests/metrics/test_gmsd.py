@@ -2,9 +2,9 @@
 section 15 (recorded in piq's tests)."""
 import importlib
 
-import jax
 import numpy as np
 import pytest
+from tests.metrics import _images
 
 gmsd_module = importlib.import_module("deepfl_jax.metrics.gmsd")
 gmsd = gmsd_module.gmsd
@@ -29,10 +29,7 @@ def test_matlab_golden_tid2013_luma(golden, x64):
 
 def test_float32_close_to_float64(golden):
   ref, dist = golden["goldhill"], golden["goldhill_jpeg"]
-  v32 = np.asarray(gmsd(ref, dist))
-  assert v32.dtype == np.float32
-  with jax.enable_x64(True):
-    v64 = np.asarray(gmsd(ref, dist))
+  v32, v64 = _images.float32_and_float64(gmsd, ref, dist)
   np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-5)
 
 

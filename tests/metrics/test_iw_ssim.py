@@ -2,10 +2,10 @@
 goldens recorded in piq's tests) and 16 (NumPy-port cross-checks)."""
 import importlib
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tests.metrics import _images
 
 iw_module = importlib.import_module("deepfl_jax.metrics.iw_ssim")
 iw_ssim = iw_module.iw_ssim
@@ -34,10 +34,7 @@ def test_matlab_golden_tid2013_and_port_crosscheck_correct_roles(golden, x64):
 
 def test_float32_close_to_float64(golden):
   ref, dist = golden["goldhill"], golden["goldhill_jpeg"]
-  v32 = np.asarray(iw_ssim(ref, dist))
-  assert v32.dtype == np.float32
-  with jax.enable_x64(True):
-    v64 = np.asarray(iw_ssim(ref, dist))
+  v32, v64 = _images.float32_and_float64(iw_ssim, ref, dist)
   np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-5)
 
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tests.metrics import _images
 
 ssim_module = importlib.import_module("deepfl_jax.metrics.ssim")
 ssim, ms_ssim = ssim_module.ssim, ssim_module.ms_ssim
@@ -64,11 +65,7 @@ def test_ms_ssim_numpy_port_crosscheck_tid2013(golden, x64, color_mode, want):
 def test_float32_close_to_float64(golden, name):
   fn = getattr(ssim_module, name)
   ref, dist = golden["goldhill"], golden["goldhill_jpeg"]
-  v32 = np.asarray(fn(ref, dist))
-  assert v32.dtype == np.float32
-  with jax.enable_x64(True):
-    v64 = np.asarray(fn(ref, dist))
-  assert v64.dtype == np.float64
+  v32, v64 = _images.float32_and_float64(fn, ref, dist)
   np.testing.assert_allclose(v32, v64, rtol=0, atol=1e-5)
 
 

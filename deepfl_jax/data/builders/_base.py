@@ -74,20 +74,6 @@ def default_configs(version: str = "1.0.0") -> list[IqaConfig]:
                     description="skip unreadable images, warn with their names")]
 
 
-SYNTHETIC_INDEX_FIELDS = ("name", "content", "reference", "dist_type", "level", "score",
-                          "std")
-
-
-def synthetic_features() -> dict[str, Any]:
-  """Record fields of a synthetic full-reference database (KADID-10k, TID2013, CSIQ)
-  beside image, name and content: its reference, distortion type and level, score."""
-  return {"reference": tfds.features.Text(),
-          "dist_type": tfds.features.Scalar(np.int32),
-          "level": tfds.features.Scalar(np.int32),
-          "score": tfds.features.Scalar(np.float32),
-          "std": tfds.features.Scalar(np.float32)}
-
-
 def instructions(title: str, homepage: str, layout: str) -> str:
   return (f"Download {title} from {homepage} and unpack it into the manual directory "
           "(by default `<data_dir>/downloads/manual/`, or pass `download_config="
@@ -285,3 +271,18 @@ class IqaBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if not path.is_dir():
       raise self.layout_error(f"the folder {path.name}/ is missing", path.parent)
     return path
+
+
+class SyntheticIqaBuilder(IqaBuilder, skip_registration=True):
+  """A synthetic full-reference database (KADID-10k, TID2013, CSIQ): every record
+  names its reference, distortion type and level; splits go by reference content."""
+  SPLIT_KIND = "content"
+  FULL_REFERENCE = True
+  INDEX_FIELDS = ("name", "content", "reference", "dist_type", "level", "score", "std")
+
+  def _features_dict(self):
+    return {"reference": tfds.features.Text(),
+            "dist_type": tfds.features.Scalar(np.int32),
+            "level": tfds.features.Scalar(np.int32),
+            "score": tfds.features.Scalar(np.float32),
+            "std": tfds.features.Scalar(np.float32)}

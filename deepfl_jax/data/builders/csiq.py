@@ -20,7 +20,7 @@ def _cell_str(v) -> str:
   return "" if v is None else str(v).strip()
 
 
-class Csiq(_base.IqaBuilder):
+class Csiq(_base.SyntheticIqaBuilder):
   """CSIQ: 866 distorted images (white noise, JPEG, JPEG 2000, pink noise, blur,
   contrast; 4-5 levels) with DMOS in [0, 1] (lower = better) and its std.
 
@@ -56,12 +56,6 @@ class Csiq(_base.IqaBuilder):
   MARKER = "csiq.DMOS.xlsx"
   SCORE_NAME = "dmos"
   HIGHER_IS_BETTER = False
-  SPLIT_KIND = "content"
-  FULL_REFERENCE = True
-  INDEX_FIELDS = _base.SYNTHETIC_INDEX_FIELDS
-
-  def _features_dict(self):
-    return _base.synthetic_features()
 
   def _rows(self, root: pathlib.Path) -> list[dict[str, str | float | None]]:
     path = root / self.MARKER

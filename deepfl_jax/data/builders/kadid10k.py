@@ -10,7 +10,7 @@ from deepfl_jax.data.builders import _base
 _NAME = re.compile(r"^(I\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 
 
-class Kadid10k(_base.IqaBuilder):
+class Kadid10k(_base.SyntheticIqaBuilder):
   """KADID-10k: 10,125 distorted images with DMOS (1..5, higher = better) and its std.
 
   Expected layout (manual directory, or its `kadid10k/` folder):
@@ -37,12 +37,6 @@ class Kadid10k(_base.IqaBuilder):
   MARKER = "dmos.csv"
   SCORE_NAME = "dmos"
   HIGHER_IS_BETTER = True
-  SPLIT_KIND = "content"
-  FULL_REFERENCE = True
-  INDEX_FIELDS = _base.SYNTHETIC_INDEX_FIELDS
-
-  def _features_dict(self):
-    return _base.synthetic_features()
 
   def _plan(self, root: pathlib.Path):
     rows = _base.read_csv(root / "dmos.csv", ("dist_img", "ref_img", "dmos", "var"),

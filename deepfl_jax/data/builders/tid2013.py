@@ -10,7 +10,7 @@ from deepfl_jax.data.builders import _base
 _NAME = re.compile(r"^(i\d+)_(\d+)_(\d+)\.bmp$", re.IGNORECASE)
 
 
-class Tid2013(_base.IqaBuilder):
+class Tid2013(_base.SyntheticIqaBuilder):
   """TID2013: 3,000 distorted images (25 references x 24 types x 5 levels), MOS 0..9
   (higher = better).
 
@@ -41,12 +41,6 @@ class Tid2013(_base.IqaBuilder):
   TOP_FOLDERS = ("tid2013",)
   MARKER = "mos_with_names.txt"
   SCORE_NAME = "mos"
-  SPLIT_KIND = "content"
-  FULL_REFERENCE = True
-  INDEX_FIELDS = _base.SYNTHETIC_INDEX_FIELDS
-
-  def _features_dict(self):
-    return _base.synthetic_features()
 
   def _plan(self, root: pathlib.Path):
     lines = [l.split() for l in (root / self.MARKER).read_text().splitlines() if l.strip()]
