@@ -13,30 +13,19 @@ import jax
 import numpy as np
 import scipy.ndimage
 import scipy.stats
-from PIL import Image
 
+from deepfl_jax.data import mini_kadid
 from deepfl_jax.metrics import fused
 
 
 def embedded_photos(names, size: tuple[int, int]) -> np.ndarray:
-  """scikit-image's bundled photographs, resized to cover `size` and centre-cropped.
-
-  Returns (N, H, W, 3) float32 in [0, 1].
-  """
-  import skimage.data
-  h, w = size
-  out = []
+  """scikit-image's bundled photographs (`data.mini_kadid.PHOTOS`) fitted to `size`
+  as the mini-KADID fits them: (N, H, W, 3) float32 in [0, 1]."""
   for name in names:
-    if not hasattr(skimage.data, name):
-      raise ValueError(f"config.images: {name!r} is not a skimage.data photograph")
-    img = Image.fromarray(np.asarray(getattr(skimage.data, name)())[..., :3])
-    scale = max(h / img.height, w / img.width, 1.0)
-    if scale > 1.0:
-      img = img.resize((round(img.width * scale + 0.5), round(img.height * scale + 0.5)),
-                       Image.BICUBIC)
-    top, left = (img.height - h) // 2, (img.width - w) // 2
-    out.append(np.asarray(img)[top:top + h, left:left + w])
-  return np.stack(out).astype(np.float32) / 255.0
+    if name not in mini_kadid.PHOTOS:
+      raise ValueError(f"config.images: {name!r} is not one of {mini_kadid.PHOTOS}")
+  return np.stack([mini_kadid.pristine_image(n, size) for n in names]
+                  ).astype(np.float32) / 255.0
 
 
 def _degrade(images, kind, level, rng):

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import color, filters, frequency, gradient, matlab, order_stats
+from deepfl_jax.ops import (color, filters, frequency, gradient, matlab, order_stats,
+                            similarity)
 
 # phasecong2 settings used by FeatureSIM.m (spec 6.2).
 NSCALE, NORIENT = 4, 4
@@ -109,16 +110,6 @@ def phase_congruency(y: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(ok, energy_all / jnp.where(ok, an_all, 1.0), 0.0)
 
 
-def _similarity(a, b, c):
-  return (2 * a * b + c) / (a * a + b * b + c)
-
-
-def _real_pow(p: jnp.ndarray, lam: float) -> jnp.ndarray:
-  """MATLAB real(p .^ lam) for real p: |p|^lam, times cos(lam pi) where p < 0."""
-  mag = gradient.safe_pow(jnp.abs(p), lam)
-  return jnp.where(p < 0, mag * math.cos(lam * math.pi), mag)
-
-
 def _pool(sim: jnp.ndarray, weight: jnp.ndarray, total: jnp.ndarray, ok: jnp.ndarray):
   """sum(sim weight) / sum(weight), or mean(sim) where the weights are all 0."""
   pooled = jnp.sum(sim * weight, axis=(-2, -1)) / jnp.where(ok, total, 1.0)
@@ -148,7 +139,7 @@ def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]
   pc = phase_congruency(lum)
   grad2 = gradient.gradient_sq(lum, gradient.SCHARR_X)
   pc1, pc2 = pc[:n], pc[n:]
-  s_pc = _similarity(pc1, pc2, T1)
+  s_pc = similarity.similarity(pc1, pc2, T1)
   # 2 G1 G2 = 2 sqrt(G1^2 G2^2): one safe sqrt instead of two.
   g1, g2 = grad2[:n], grad2[n:]
   s_g = (2 * gradient.safe_sqrt(g1 * g2) + T2) / (g1 + g2 + T2)
@@ -159,9 +150,9 @@ def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]
   score = _pool(base, pcm, total, ok)
   if chroma is None:
     return score, score
-  s_i = _similarity(chroma[:n, ..., 0], chroma[n:, ..., 0], T3)
-  s_q = _similarity(chroma[:n, ..., 1], chroma[n:, ..., 1], T4)
-  score_c = _pool(base * _real_pow(s_i * s_q, LAMBDA), pcm, total, ok)
+  s_i = similarity.similarity(chroma[:n, ..., 0], chroma[n:, ..., 0], T3)
+  s_q = similarity.similarity(chroma[:n, ..., 1], chroma[n:, ..., 1], T4)
+  score_c = _pool(base * gradient.real_pow(s_i * s_q, LAMBDA), pcm, total, ok)
   return score, score_c
 
 

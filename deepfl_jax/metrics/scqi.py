@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import color, filters, gradient, matlab
+from deepfl_jax.ops import color, filters, gradient, matlab, similarity
 
 BLOCK = 4
 C1, C2, C3 = 1.0, 10.0, 200.0      # [P] spec section 11 starting values (0..255 scale)
@@ -108,10 +108,6 @@ def block_dct(x: jnp.ndarray, n: int = BLOCK) -> jnp.ndarray:
   return jnp.stack(_block_dct_list(x, n), axis=-3)
 
 
-def _similarity(a: jnp.ndarray, b: jnp.ndarray, c: float) -> jnp.ndarray:
-  return (2 * a * b + c) / (a * a + b * b + c)
-
-
 def sci_features(y: jnp.ndarray, weights: np.ndarray | None
                  ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(SCI, contrast) maps of a luminance image (..., H, W) on 0..255.
@@ -152,13 +148,12 @@ def scqi_map(x: jnp.ndarray, y: jnp.ndarray, *, csf: bool = True) -> jnp.ndarray
   y2, iq2 = channels(y)
   sci1, con1 = sci_features(y1, weights)
   sci2, con2 = sci_features(y2, weights)
-  local = _similarity(sci1, sci2, C1) * _similarity(con1, con2, C2)
+  local = similarity.similarity(sci1, sci2, C1) * similarity.similarity(con1, con2, C2)
   if iq1 is not None:
-    s_iq = _similarity(iq1[0], iq2[0], C3) * _similarity(iq1[1], iq2[1], C3)
+    s_iq = similarity.similarity(iq1[0], iq2[0], C3) * similarity.similarity(iq1[1], iq2[1], C3)
     s3 = filters.correlate(s_iq, np.full((BLOCK, BLOCK), 1.0 / BLOCK ** 2), None)
     # Principal value of s3 ** 0.03, real part (as FSIMc's real(...)).
-    mod = gradient.safe_pow(jnp.abs(s3), CHROMA_EXPONENT)
-    local = local * jnp.where(s3 < 0, mod * math.cos(math.pi * CHROMA_EXPONENT), mod)
+    local = local * gradient.real_pow(s3, CHROMA_EXPONENT)
   return local
 
 

@@ -10,7 +10,6 @@ identical images). Symmetric in its two arguments. Grey input is replicated to R
 from __future__ import annotations
 
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +17,7 @@ import numpy as np
 
 from deepfl_jax.metrics import _inputs
 from deepfl_jax.ops import (color, colorspaces, filters, frequency, gradient, matlab,
-                            resize)
+                            resize, similarity)
 
 # VSI.m constants.
 C_VS, C_GM, C_CHROM, ALPHA, LAMBDA = 1.27, 386.0, 130.0, 0.40, 0.020
@@ -115,10 +114,6 @@ def sdsp(x: jnp.ndarray) -> jnp.ndarray:
   return _mat2gray(resize.imresize(vs, size=(h, w), method="bilinear"), 0.0)
 
 
-def _similarity(a, b, c):
-  return (2 * a * b + c) / (a * a + b * b + c)
-
-
 @jax.jit
 def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """VSI of prepared pairs (N, H, W, C) on 0..255, C = 1 (replicated) or 3 -> (N,).
@@ -135,12 +130,10 @@ def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   maps = filters.avg_subsample(jnp.moveaxis(maps, -1, 1), f, "B")  # (2N, 4, h, w)
   lum, m, nn, vs = maps[:, 0], maps[:, 1], maps[:, 2], maps[:, 3]
   g2 = gradient.gradient_sq(lum, gradient.SCHARR_X)
-  s_vs = _similarity(vs[:n], vs[n:], C_VS)
+  s_vs = similarity.similarity(vs[:n], vs[n:], C_VS)
   s_g = (2 * gradient.safe_sqrt(g2[:n] * g2[n:]) + C_GM) / (g2[:n] + g2[n:] + C_GM)
-  s_c = _similarity(m[:n], m[n:], C_CHROM) * _similarity(nn[:n], nn[n:], C_CHROM)
-  # Re(p^0.02), principal branch (MATLAB's complex power of a negative base).
-  s_c_mag = gradient.safe_pow(jnp.abs(s_c), LAMBDA)
-  s_c = jnp.where(s_c < 0, s_c_mag * math.cos(LAMBDA * math.pi), s_c_mag)
+  s_c = similarity.similarity(m[:n], m[n:], C_CHROM) * similarity.similarity(nn[:n], nn[n:], C_CHROM)
+  s_c = gradient.real_pow(s_c, LAMBDA)  # MATLAB's complex power, real part
   weight = jnp.maximum(vs[:n], vs[n:])
   sim = s_g ** ALPHA * s_vs * s_c
   total = jnp.sum(weight, axis=(-2, -1))

@@ -9,6 +9,8 @@ gradient at 0 is 0 instead of inf/NaN (e.g. flat or identical images).
 """
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -22,6 +24,13 @@ def safe_pow(x: jnp.ndarray, p: float) -> jnp.ndarray:
   """x ** p for x >= 0, with gradient 0 (not inf) at x == 0."""
   pos = x > 0
   return jnp.where(pos, jnp.where(pos, x, 1.0) ** p, 0.0)
+
+
+def real_pow(x: jnp.ndarray, p: float) -> jnp.ndarray:
+  """MATLAB real(x .^ p) for real x: |x|^p, times cos(p pi) where x < 0 (the principal
+  value of a negative base), gradient-safe at 0 (FSIMc, VSI, SC-QI chroma terms)."""
+  mag = safe_pow(jnp.abs(x), p)
+  return jnp.where(x < 0, mag * math.cos(p * math.pi), mag)
 
 
 def safe_sqrt(x: jnp.ndarray) -> jnp.ndarray:
