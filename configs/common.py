@@ -12,6 +12,8 @@ def model_config() -> ml_collections.ConfigDict:
   c.width = 1.0                 # channel multiplier (1.0 = Keras' InceptionResNetV2)
   c.blocks = (10, 20, 10)       # block35 / block17 / block8 repeats
   c.input_scale = "unit"        # x/255 as the DeepFL-IQA release; "keras": [-1, 1]
+  c.head_hidden = (2048, 1024, 256)   # Stage 1 multi-task head on MLSP (paper's stack)
+  c.head_dropout = (0.25, 0.25, 0.5)
   c.init_from = ""              # Keras .h5 (ImageNet notop) or orbax folder; "" = random
   return c
 

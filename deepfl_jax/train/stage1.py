@@ -8,7 +8,6 @@ ImageNet weights load into `params["backbone"]` / `batch_stats["backbone"]`.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal
 
 import flax.linen as nn
@@ -34,20 +33,18 @@ class MultiTaskIQA(nn.Module):
 
 
 def make_model(*, width: float = 1.0, blocks=(10, 20, 10), dtype: Any = jnp.float32,
-               input_scale: str = "unit", axis_name: str | None = DATA_AXIS
+               input_scale: str = "unit", axis_name: str | None = DATA_AXIS,
+               head_hidden=(2048, 1024, 256), head_dropout=(0.25, 0.25, 0.5)
                ) -> MultiTaskIQA:
-  """The Stage 1 network; its batch-norm layers synchronise over `axis_name` (the
-  data-parallel axis; None outside `shard_map`). The head's batch-norm is synchronised
-  only if `MultiTaskHead` offers a `bn_axis_name` field; otherwise each device
-  normalises the head with its own shard's statistics (the running averages are still
-  averaged across devices by the step)."""
+  """The Stage 1 network; all its batch-norm layers (backbone and head) synchronise
+  over `axis_name` (the data-parallel axis; None outside `shard_map`). The head's
+  layers default to DeepFL-IQA's MLSP stack (`MultiTaskHead`)."""
   backbone = InceptionResNetV2(width=width, blocks=tuple(blocks), dtype=dtype,
                                bn_axis_name=axis_name)
-  head_kw = {"dtype": dtype}
-  if "bn_axis_name" in {f.name for f in dataclasses.fields(MultiTaskHead)}:
-    head_kw["bn_axis_name"] = axis_name
-  return MultiTaskIQA(backbone=backbone, head=MultiTaskHead(**head_kw),
-                      input_scale=input_scale)
+  head = MultiTaskHead(hidden=tuple(int(h) for h in head_hidden),
+                       dropout=tuple(float(d) for d in head_dropout), dtype=dtype,
+                       bn_axis_name=axis_name)
+  return MultiTaskIQA(backbone=backbone, head=head, input_scale=input_scale)
 
 
 def init_variables(model: MultiTaskIQA, rng: jax.Array, image_shape=(299, 299)):
@@ -143,7 +140,9 @@ def run_stage1(config, workdir: str):
 
   model = make_model(width=float(m.width), blocks=tuple(m.blocks),
                      dtype=train_config.compute_dtype(config.train.compute_dtype),
-                     input_scale=m.input_scale)
+                     input_scale=m.input_scale,
+                     head_hidden=tuple(m.get("head_hidden", (2048, 1024, 256))),
+                     head_dropout=tuple(m.get("head_dropout", (0.25, 0.25, 0.5))))
   example = np.zeros((1, *c.crop_size, 3), np.float32)
 
   def init_variables(rng):
