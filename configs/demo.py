@@ -50,5 +50,5 @@ def get_config():
   config.stage3.epochs = 100
   config.stage3.ridge = True             # a closed-form ridge probe beside the regressor
   config.stage3.batch_size = 64
-  config.stage3.num_repeats = 3
+  config.stage3.num_repeats = 5
   return config
