@@ -26,7 +26,7 @@ setup(
         "tensorboardX",    # TensorBoard summaries of training runs
     ],
     extras_require={
-        "test": ["pytest", "pypng", "keras>=3", "h5py"],
+        "test": ["pytest", "pytest-xdist", "pypng", "keras>=3", "h5py"],
         # Peers for side-by-side benchmarks (experiments/); torch CPU: torch==2.13.0.
         "peers": ["piq", "torch"],
     },

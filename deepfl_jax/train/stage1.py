@@ -39,6 +39,9 @@ def make_model(*, width: float = 1.0, blocks=(10, 20, 10), dtype: Any = jnp.floa
   """The Stage 1 network; all its batch-norm layers (backbone and head) synchronise
   over `axis_name` (the data-parallel axis; None outside `shard_map`). The head's
   layers default to DeepFL-IQA's MLSP stack (`MultiTaskHead`)."""
+  if len(head_hidden) != len(head_dropout):
+    raise ValueError(f"config.model.head_hidden {tuple(head_hidden)} and head_dropout "
+                     f"{tuple(head_dropout)} need one dropout rate per hidden layer")
   backbone = InceptionResNetV2(width=width, blocks=tuple(blocks), dtype=dtype,
                                bn_axis_name=axis_name)
   head = MultiTaskHead(hidden=tuple(int(h) for h in head_hidden),
@@ -99,8 +102,9 @@ def run_stage1(config, workdir: str):
   (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
   score_file (optional KADIS FR-score CSV).
-  config.model keys: width, blocks, input_scale ("unit" | "keras"), init_from
-  (optional Keras .h5 or orbax folder with backbone weights).
+  config.model keys: width, blocks, input_scale ("unit" | "keras"), head_hidden /
+  head_dropout (the multi-task head's layers; default the paper's MLSP stack),
+  init_from (optional Keras .h5 or orbax folder with backbone weights).
   """
   import os
 

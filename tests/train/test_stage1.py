@@ -115,3 +115,15 @@ def test_real_backbone_traces_with_the_data_parallel_step():
   new_state, metrics = jax.eval_shape(step, state, batch)
   assert jax.tree.structure(new_state) == jax.tree.structure(state)
   assert metrics["loss"].shape == () and metrics["mse"].shape == ()
+
+
+def test_head_layers_follow_config_and_mismatch_names_the_keys():
+  model = stage1.make_model(width=0.125, blocks=(1, 1, 1), head_hidden=(32,),
+                            head_dropout=(0.0,)).clone(backbone=TapNet())
+  v = jax.eval_shape(lambda: stage1.init_variables(model, jax.random.PRNGKey(0),
+                                                   (16, 16)))
+  kernels = [x["kernel"].shape for k, x in sorted(v["params"]["head"].items())
+             if k.startswith("Dense")]
+  assert kernels == [(16, 32), (32, NUM_PROXIES)]
+  with pytest.raises(ValueError, match="head_hidden .* head_dropout"):
+    stage1.make_model(head_hidden=(64, 32), head_dropout=(0.0,))
