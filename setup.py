@@ -8,9 +8,9 @@ setup(
                  "11 FR-IQA metrics, InceptionResNetV2 MLSP features."),
     packages=find_packages(include=["deepfl_jax", "deepfl_jax.*"]),
     package_data={"deepfl_jax": ["metrics/data/*", "data/*.csv"]},
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     install_requires=[
-        "jax>=0.4.30",
+        "jax>=0.10",         # jax.shard_map, lax.pcast; tested with 0.10.2
         "flax",
         "optax",
         "orbax-checkpoint",
@@ -24,9 +24,10 @@ setup(
         "scikit-image",    # ships the pristine photographs of the embedded default data
         "array_record",    # random-access storage of the TFDS builders
         "tensorboardX",    # TensorBoard summaries of training runs
+        "h5py",            # Keras .h5 / .hdf5 weights (ImageNet, the released model)
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "pypng", "keras>=3", "h5py"],
+        "test": ["pytest", "pytest-xdist", "pypng", "keras>=3"],
         # Peers for side-by-side benchmarks (experiments/); torch CPU: torch==2.13.0.
         "peers": ["piq", "torch"],
     },

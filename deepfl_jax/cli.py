@@ -74,8 +74,8 @@ def _check_workdir(workdir) -> pathlib.Path:
 
 
 def load_model(workdir):
-  """(backbone module, backbone variables, regressor variables, model.json, feature
-  set) of a trained work directory; CliError with the fix when something is missing."""
+  """(backbone module, backbone variables, regressor variables, model.json) of a
+  trained work directory; CliError with the fix when something is missing."""
   workdir = _check_workdir(workdir)
   from deepfl_jax.train import stage2, stage3  # pylint: disable=import-outside-toplevel
   try:
@@ -88,13 +88,13 @@ def load_model(workdir):
     model, variables = stage2.backbone_from_feature_set(fs, workdir)
   except (FileNotFoundError, ValueError) as e:
     raise CliError(f"cannot load the backbone of {workdir}: {e}") from None
-  return model, variables, reg, meta, fs
+  return model, variables, reg, meta
 
 
 def score(paths: Sequence[pathlib.Path], workdir, *, batch_size: int = 8
           ) -> list[tuple[pathlib.Path, float]]:
   """Predicted scores of image files with the run in `workdir`, in the given order."""
-  model, variables, reg, meta, _ = load_model(workdir)
+  model, variables, reg, meta = load_model(workdir)
   # pylint: disable-next=import-outside-toplevel
   from deepfl_jax.models import inception_resnet_v2 as irv2
   from deepfl_jax.train import stage2, stage3  # pylint: disable=import-outside-toplevel

@@ -51,7 +51,7 @@ class Checkpointer:
 
   def save(self, step: int, state, *, force: bool = False) -> bool:
     """Saves `state` as `step` if due (or forced and not saved yet). True if saved."""
-    if step in self._mngr.all_steps():
+    if step in self.all_steps():
       return False  # never overwrite an existing checkpoint
     if not force and step % self.save_every:
       return False
@@ -88,9 +88,6 @@ class Checkpointer:
                        f"and optimizer of this config ({e}); use a new --workdir") from e
     logging.info("restored step %d from %s", step, self.directory)
     return restored["state"]
-
-  def wait(self):
-    self._mngr.wait_until_finished()
 
   def close(self):
     self._mngr.wait_until_finished()

@@ -250,10 +250,9 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   meta = dict(meta or {}, batch_size=int(batch_size))
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every,
                       keep=keep_checkpoints, meta=meta)
-  template = jax.eval_shape(init_state)
   latest = ckpt.latest_step()
   if latest is not None:
-    state = ckpt.restore(template, latest, mesh=mesh)
+    state = ckpt.restore(jax.eval_shape(init_state), latest, mesh=mesh)
     start = latest
     logging.info("resuming %s from step %d", workdir, start)
   else:
@@ -317,7 +316,6 @@ def fit(config: Any, workdir: str, *, init_variables: Callable[[jax.Array], dict
   """
   t = config.train
   mesh = parallel.make_mesh() if mesh is None else mesh
-  parallel.check_batch_size(int(t.batch_size), mesh)
   tx, schedule = optim.from_config(config)
   init_rng, state_rng = jax.random.split(jax.random.PRNGKey(int(t.seed)))
 

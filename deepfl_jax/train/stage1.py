@@ -76,15 +76,15 @@ def make_loss_fn(model: MultiTaskIQA):
 
 # --- the stage as an experiment step ------------------------------------------------
 def _pristine_source(c):
-  """config.stage1.source -> (pristine IqaSource, indices)."""
+  """config.stage1.source -> the pristine images (an IqaSource), all of them used."""
   from deepfl_jax.data import mini_kadid, pipeline
   if c.source == "embedded":
-    return mini_kadid.pristine_source(tuple(c.photos), tuple(c.image_size)), None
+    return mini_kadid.pristine_source(tuple(c.photos), tuple(c.image_size))
   if c.source == "kadis700k":
     if not c.get("data_dir"):
       raise ValueError("config.stage1.data_dir: set it to the TFDS data directory where "
                        "the kadis700k builder was prepared (see deepfl_jax/data/builders)")
-    return pipeline.load_source("kadis700k", c.data_dir), None
+    return pipeline.load_source("kadis700k", c.data_dir)
   raise ValueError(f"config.stage1.source: unknown source {c.source!r}; use 'embedded' "
                    "or 'kadis700k'")
 
@@ -128,7 +128,7 @@ def run_stage1(config, workdir: str):
       crop_size=tuple(c.crop_size), batch_size=batch // (n_proc * per_crop),
       assignment=c.assignment, group_size=int(c.group_size),
       types=tuple(c.types) or None)
-  source, indices = _pristine_source(c)
+  source = _pristine_source(c)
 
   eq_path = os.path.join(out, "equalizer.json")
   if os.path.exists(eq_path):
@@ -137,7 +137,7 @@ def run_stage1(config, workdir: str):
     if c.get("score_file"):
       equalizer = histeq.from_score_file(c.score_file)
     else:
-      equalizer = synthesis.calibrate(source, indices, config=syn,
+      equalizer = synthesis.calibrate(source, config=syn,
                                       num_steps=int(c.calibration_steps))
     if jax.process_index() == 0:
       histeq.save(equalizer, eq_path)
@@ -150,22 +150,21 @@ def run_stage1(config, workdir: str):
   example = np.zeros((1, *c.crop_size, 3), np.float32)
 
   def init_variables(rng):
-    # The backbone is drawn with NumPy (host_init: jit-compiling its initialisers
-    # takes minutes on a CPU); the small head uses its own declared initialisers.
-    bb = host_init(model.backbone, example, seed=int(config.train.seed), train=False,
-                   taps=True, final=False)
-    head = model.head.init(rng, jnp.zeros((1, sum(tap_widths(model.backbone.width,
-                                                              model.backbone.blocks)))))
-    v = {"params": {"backbone": bb["params"], "head": head["params"]},
-         "batch_stats": {"backbone": bb["batch_stats"], "head": head["batch_stats"]}}
+    # The backbone is loaded (init_from) or drawn with NumPy (host_init: jit-compiling
+    # its initialisers takes minutes on a CPU); the small head uses its own declared
+    # initialisers.
     if m.get("init_from"):
       bb = load_variables(m.init_from, model.backbone)
-      v = {"params": {**v["params"], "backbone": bb["params"]},
-           "batch_stats": {**v["batch_stats"], "backbone": bb["batch_stats"]}}
-    return v
+    else:
+      bb = host_init(model.backbone, example, seed=int(config.train.seed), train=False,
+                     taps=True, final=False)
+    head = model.head.init(rng, jnp.zeros((1, sum(tap_widths(model.backbone.width,
+                                                              model.backbone.blocks)))))
+    return {"params": {"backbone": bb["params"], "head": head["params"]},
+            "batch_stats": {"backbone": bb["batch_stats"], "head": head["batch_stats"]}}
 
   def batches(start_step):
-    for b in synthesis.stream(source, indices, config=syn, seed=int(config.train.seed),
+    for b in synthesis.stream(source, config=syn, seed=int(config.train.seed),
                               equalizer=equalizer, start_step=start_step):
       yield {"image": b["image"], "target": b["target"]}  # stay on the device
 

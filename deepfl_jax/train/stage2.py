@@ -59,6 +59,7 @@ import numpy as np
 from deepfl_jax.models import inception_resnet_v2 as irv2
 from deepfl_jax.models import keras_import
 from deepfl_jax.models.mlsp import mlsp_extractor
+from deepfl_jax.train import parallel
 from deepfl_jax.train.config import compute_dtype
 from deepfl_jax.train.loop import Progress
 
@@ -285,14 +286,16 @@ def extract_features(variables, records, *, model: irv2.InceptionResNetV2,
     raise ValueError(f"config.stage2.batch_size must be >= 1, got {batch_size}")
   if len(records) and not isinstance(records[0], Mapping):
     records = [{"image": r} for r in records]
+  from jax.sharding import NamedSharding  # pylint: disable=import-outside-toplevel
+  from jax.sharding import PartitionSpec as P  # pylint: disable=import-outside-toplevel
   devices = jax.local_devices()
-  put = None
-  if len(devices) > 1 and batch_size % len(devices) == 0:
-    from jax.sharding import Mesh, NamedSharding  # pylint: disable=import-outside-toplevel
-    from jax.sharding import PartitionSpec as P  # pylint: disable=import-outside-toplevel
-    mesh = Mesh(np.asarray(devices), ("data",))
-    variables = jax.device_put(variables, NamedSharding(mesh, P()))
-    put = lambda x: jax.device_put(x, NamedSharding(mesh, P("data")))
+  multi = len(devices) > 1 and batch_size % len(devices) == 0
+  mesh = parallel.make_mesh(devices if multi else devices[:1])
+  # Weights go to the device(s) once: host (NumPy) weights bound into the extractor
+  # would be copied to the device again with every batch.
+  variables = jax.device_put(variables, NamedSharding(mesh, P()))
+  put = (lambda x: jax.device_put(x, NamedSharding(mesh, P(parallel.DATA_AXIS)))
+         ) if multi else None
   fn = mlsp_extractor(variables, kind=kind, input_scale=input_scale, model=model)
   n = len(records)
   out = None

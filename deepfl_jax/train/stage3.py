@@ -129,18 +129,19 @@ def _functions(hidden: tuple, dropout: tuple, learning_rate: float, eps: float):
 
 def predict(variables, features: np.ndarray, *, hidden: Sequence[int] = (2048, 1024, 256),
             dropout: Sequence[float] = (0.25, 0.25, 0.5)) -> np.ndarray:
-  """Regressor outputs (N,) float64 for features (N, ...) (inference mode), in chunks
-  of a fixed size (one compilation)."""
+  """Regressor outputs (N,) float64 for features (N, ...) (host or device arrays;
+  inference mode), in chunks padded to one fixed size (one compilation for any N)."""
   *_, fn = _functions(tuple(int(h) for h in hidden), tuple(float(d) for d in dropout),
                       1e-3, 1e-7)
+  variables = jax.device_put(variables)  # once, not with every chunk
   n = len(features)
   out = np.empty(n, np.float64)
   for s in range(0, n, _PREDICT_CHUNK):
-    x = np.asarray(features[s:s + _PREDICT_CHUNK], np.float32)
+    x = jnp.asarray(features[s:s + _PREDICT_CHUNK], jnp.float32)
     m = len(x)
-    if m < _PREDICT_CHUNK and n > _PREDICT_CHUNK:  # pad: reuse the full-chunk program
-      x = np.concatenate([x, np.repeat(x[:1], _PREDICT_CHUNK - m, 0)])
-    out[s:s + m] = np.asarray(fn(variables, jnp.asarray(x)))[:m]
+    if m < _PREDICT_CHUNK:  # pad: every part size reuses the full-chunk program
+      x = jnp.concatenate([x, jnp.broadcast_to(x[:1], (_PREDICT_CHUNK - m,) + x.shape[1:])])
+    out[s:s + m] = np.asarray(fn(variables, x))[:m]
   return out
 
 
@@ -192,8 +193,10 @@ def train_regressor(x_train, y_train, x_val, y_val, *, epochs: int = 30,
     raise ValueError(f"too few examples to train ({len(x_train)}) / validate "
                      f"({len(x_val)}) the regressor")
   _, tx, step, _ = _functions(hidden, dropout, float(learning_rate), float(adam_eps))
-  x_train = np.asarray(x_train, np.float32)
-  y_train = np.asarray(y_train, np.float32).reshape(-1)
+  # Features and scores go to the device once per split; batches are gathered there.
+  x_train = jnp.asarray(x_train, jnp.float32)
+  y_train = jnp.asarray(y_train, jnp.float32).reshape(-1)
+  x_val = jnp.asarray(x_val, jnp.float32)
   init = init_regressor(x_train.shape[1:], hidden=hidden, dropout=dropout, seed=seed)
   state = TrainState.create(params=jax.tree.map(jnp.array, init["params"]),
                             batch_stats=jax.tree.map(jnp.array, init["batch_stats"]),
@@ -209,21 +212,23 @@ def train_regressor(x_train, y_train, x_val, y_val, *, epochs: int = 30,
       idx = perm[s:s + batch_size]
       if len(idx) < 2:  # a batch of one has no batch statistics; Keras would
         continue        # normalise it to the BN offset, we skip it instead
-      state, loss = step(state, jnp.asarray(x_train[idx]), jnp.asarray(y_train[idx]))
+      state, loss = step(state, x_train[idx], y_train[idx])
       losses.append((loss, len(idx)))
-    train_hist.append(float(sum(float(l) * k for l, k in losses) /
-                            max(sum(k for _, k in losses), 1)))
+    sizes = np.asarray([k for _, k in losses], np.float64)
+    epoch_losses = np.asarray(jnp.stack([l for l, _ in losses])) if losses else sizes
+    train_hist.append(float(np.sum(epoch_losses * sizes) / max(sizes.sum(), 1)))
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     val = _mse(variables, x_val, y_val, hidden, dropout)
     val_hist.append(val)
     if val < best_loss:  # strict: ties keep the earlier epoch, as Keras
       best_loss, best_epoch = val, epoch
-      best = jax.tree.map(np.array, variables)  # a host copy: state is donated
+      best = jax.tree.map(jnp.copy, variables)  # a copy: the state is donated
     if on_epoch is not None:
       on_epoch(epoch, val)
   if best is None:  # every validation loss was NaN
-    best, best_epoch = jax.tree.map(np.array, variables), epochs
-  return RegressorFit(best, init, best_epoch, float(best_loss), train_hist, val_hist)
+    best, best_epoch = variables, epochs
+  return RegressorFit(jax.tree.map(np.asarray, best), init, best_epoch, float(best_loss),
+                      train_hist, val_hist)
 
 
 # ----------------------------------------------------------------------------- ridge
@@ -245,10 +250,11 @@ def ridge_probe(x_train, y_train, x_val, y_val, x_test,
   u, s, vt = np.linalg.svd(z(xt), full_matrices=False)
   uty = u.T @ (y - ym)
   scale = float(np.mean(s * s)) if s.size else 1.0
+  zv, yv = z(xv), np.asarray(y_val, np.float64)
   best = (math.inf, None, None)
   for a in alphas:
     w = vt.T @ (s / (s * s + a * scale) * uty)
-    err = float(np.mean((z(xv) @ w + ym - np.asarray(y_val, np.float64)) ** 2))
+    err = float(np.mean((zv @ w + ym - yv) ** 2))
     if err < best[0]:
       best = (err, a, w)
   _, alpha, w = best
@@ -474,12 +480,13 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
           raise ValueError(f"split {r}: parts of {len(tr)}/{len(va)}/{len(te)} images "
                            "are too small (each needs >= 3)")
         seed = int(c.seed0) + r
-        fit = train_regressor(feats[tr], y[tr], feats[va], y[va], epochs=int(c.epochs),
+        xtr, xva, xte = feats[tr], feats[va], feats[te]
+        fit = train_regressor(xtr, y[tr], xva, y[va], epochs=int(c.epochs),
                               batch_size=int(c.batch_size),
                               learning_rate=float(c.learning_rate),
                               adam_eps=float(c.adam_eps), hidden=c.hidden,
                               dropout=c.dropout, seed=seed, on_epoch=on_epoch)
-        pred = predict(fit.variables, feats[te], hidden=c.hidden, dropout=c.dropout)
+        pred = predict(fit.variables, xte, hidden=c.hidden, dropout=c.dropout)
         stats = evaluate(pred, y[te], c.plcc_fit)
         per_model["regressor"].append(dict(
             stats, repeat=r, seed=seed, n_train=len(tr), n_val=len(va), n_test=len(te),
@@ -490,7 +497,7 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
         if is_main and r == int(c.export_repeat) and label == next(iter(feature_sets)):
           _save_regressor(out, fit, fs, workdir, c, r)
         if c.ridge:
-          rp, alpha = ridge_probe(feats[tr], y[tr], feats[va], y[va], feats[te],
+          rp, alpha = ridge_probe(xtr, y[tr], xva, y[va], xte,
                                   tuple(c.ridge_alphas))
           per_model["ridge"].append(dict(evaluate(rp, y[te], c.plcc_fit), repeat=r,
                                          seed=seed, alpha=alpha, n_train=len(tr),
