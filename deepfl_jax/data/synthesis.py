@@ -29,7 +29,6 @@ KADIS-700k's generator wrote 8-bit BMPs; the network sees exactly the labelled p
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Iterator, Literal, Sequence
 
 import jax
@@ -192,11 +191,15 @@ def label(reference, distorted, *, equalizer: histeq.Equalizer | None = None,
 
 def synthesize(crops, types: np.ndarray, levels: np.ndarray, keys, *, chunk: int = 1,
                equalizer: histeq.Equalizer | None = None, quantize: bool = True,
-               color_mode: str = "luma", with_labels: bool = True) -> dict:
-  """One step on the device: crops (N, H, W, 3) uint8 -> {"image": distorted float32
-  in [0, 1], "reference": the crops (uint8), "dist_type", "level", and the labels of
-  `label` ("scores", "target")}. `chunk`: see `distort_runs`."""
+               color_mode: str = "luma", with_labels: bool = True,
+               repeat: int = 1) -> dict:
+  """One step on the device: crops (N / repeat, H, W, 3) uint8, each used for `repeat`
+  consecutive images (repeated on the device: one upload per crop) -> {"image":
+  distorted float32 in [0, 1], "reference": the crops (uint8), "dist_type", "level",
+  and the labels of `label` ("scores", "target")}. `chunk`: see `distort_runs`."""
   ref = jnp.asarray(crops)
+  if repeat > 1:
+    ref = jnp.repeat(ref, repeat, axis=0)
   dist = distort_runs(_to_unit(ref), types, levels, keys, chunk=chunk)
   if quantize:
     dist = _quantize(dist)
@@ -272,11 +275,10 @@ def stream(source, indices: Sequence[int] | None = None, *,
       else:
         types = _expand(record_types(host), per)
         levels = np.tile(np.arange(1, NUM_LEVELS + 1, dtype=np.int32), cfg.batch_size)
-      images = _expand(host["image"], per)
       chunk = cfg.group_size if cfg.assignment == "uniform" else per
-      out = synthesize(images, types, levels, keys, chunk=chunk, equalizer=equalizer,
-                       quantize=cfg.quantize, color_mode=cfg.color_mode,
-                       with_labels=with_labels)
+      out = synthesize(host["image"], types, levels, keys, chunk=chunk,
+                       equalizer=equalizer, quantize=cfg.quantize,
+                       color_mode=cfg.color_mode, with_labels=with_labels, repeat=per)
       out["mask"] = _expand(host["mask"], per)
       if "content" in host:
         out["content"] = _expand(host["content"], per)
@@ -295,20 +297,3 @@ def calibrate(source, indices=None, *, config: SynthesisConfig = SynthesisConfig
                    process_index=0, process_count=1)]
   return histeq.fit(np.concatenate(scores), num_knots=num_knots)
 
-
-def synthesis_rate(source, *, config: SynthesisConfig = SynthesisConfig(),
-                   num_steps: int = 5, warmup: int = 2, seed: int = 0,
-                   equalizer: histeq.Equalizer | None = None) -> dict[str, float]:
-  """Images per second of the online synthesis (crop, distort, 11 labels) after
-  `warmup` steps (compilation of the types met later still counts)."""
-  it = stream(source, config=config, seed=seed, equalizer=equalizer,
-              num_steps=warmup + num_steps, process_index=0, process_count=1)
-  for _ in range(warmup):
-    jax.block_until_ready(next(it)["scores"])
-  t0 = time.perf_counter()
-  n = 0
-  for b in it:
-    jax.block_until_ready(b["scores"])
-    n += b["image"].shape[0]
-  dt = time.perf_counter() - t0
-  return {"images_per_s": n / dt, "seconds": dt, "images": float(n)}

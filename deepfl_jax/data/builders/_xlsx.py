@@ -26,12 +26,6 @@ def _text(node) -> str:
   return "".join(t.text or "" for t in node.iter(f"{_MAIN}t"))
 
 
-def sheet_names(path) -> list[str]:
-  with zipfile.ZipFile(path) as z:
-    wb = ET.fromstring(z.read("xl/workbook.xml"))
-  return [s.get("name") for s in wb.iter(f"{_MAIN}sheet")]
-
-
 def read_sheet(path, name: str) -> list[list[str | float | None]]:
   """Rows of sheet `name` as lists (column A = index 0; empty cells None).
 

@@ -19,12 +19,6 @@ def _kadis_type_ids() -> dict[str, int]:
   return {d.kadis_name: i for i, d in DISTORTIONS.items()}
 
 
-def assigned_type(dist_type_1: int, dist_type_2: int) -> int:
-  """The type generated for a row of kadis700k_ref_imgs.csv (spec distortions.md: no row
-  has type 8 as dist_type_1; rows with 7 and dist_type_2 = 8 are type 8, "saturate")."""
-  return 8 if dist_type_1 == 7 and dist_type_2 == 8 else dist_type_1
-
-
 class Kadis700k(_base.IqaBuilder):
   """KADIS-700k pristine images with their assigned type and, when the score file is
   there, the 11 FR-IQA scores of their 5 distorted versions (no human scores).
@@ -40,7 +34,7 @@ class Kadis700k(_base.IqaBuilder):
                                  dist_im = <stem>_<type name>_<level>.<ext>
 
   Split `full` (one example per pristine image): image, name, content (= name),
-  dist_type (the type generated: 8 for rows 7/8, see `assigned_type`), dist_type_1,
+  dist_type (the type generated: 8 for rows 7/8, see `distortions.kadis_type`), dist_type_1,
   dist_type_2 (0 when empty), fr_scores (5, 11) float32 (level x metric, NaN where the
   score file has no value), has_fr_scores. The distorted images are not stored: the
   distortion engine makes them on the fly (online synthesis).
@@ -107,18 +101,21 @@ class Kadis700k(_base.IqaBuilder):
     scores = self._read_friqa(friqa_path) if friqa_path.is_file() else {}
     self.info.metadata["has_friqa_file"] = bool(scores)
     full = []
+    # Imported here: the distortion engine pulls in JAX, which only this builder needs.
+    from deepfl_jax.distortions.sampling import kadis_type  # pylint: disable=g-import-not-at-top
     for r in rows:
       try:
         t1 = int(r["dist_type_1"])
         t2 = int(r["dist_type_2"]) if r["dist_type_2"] not in ("", None) else 0
+        assigned = kadis_type(t1, t2)  # 7 with dist_type_2 = 8 is type 8 ("saturate")
       except ValueError:
         raise self.layout_error(f"kadis700k_ref_imgs.csv row {r} has a non-integer "
-                                "type", root) from None
+                                "or unknown type", root) from None
       fr = scores.get(r["ref_im"])
       has = fr is not None and bool(np.isfinite(fr).all())
       if fr is None:
         fr = np.full((NUM_LEVELS, NUM_METRICS), np.nan, np.float32)
       full.append(dict(image=images / r["ref_im"], name=r["ref_im"], content=r["ref_im"],
-                       dist_type=assigned_type(t1, t2), dist_type_1=t1, dist_type_2=t2,
+                       dist_type=assigned, dist_type_1=t1, dist_type_2=t2,
                        fr_scores=fr, has_fr_scores=has))
     return {_base.FULL: full}
