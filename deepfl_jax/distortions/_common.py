@@ -29,11 +29,6 @@ def mapmm(x: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(flat, x, (x - lo) / jnp.where(flat, 1.0, span))
 
 
-def truncate(x: jnp.ndarray, lo=0.0, hi=1.0) -> jnp.ndarray:
-  """KADID `truncate`: clip to [lo, hi]."""
-  return jnp.clip(x, lo, hi)
-
-
 @functools.lru_cache(maxsize=None)
 def _notaknot_matrix(knots: tuple) -> np.ndarray:
   """(n-1, 4, n) float64: piece coefficients (in powers of x - x_k, highest first) of the

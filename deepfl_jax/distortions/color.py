@@ -8,6 +8,7 @@ from deepfl_jax.distortions._common import imgaussfilt, mapmm
 from deepfl_jax.ops import colorspaces, kernels
 from deepfl_jax.ops.color import rgb2gray
 from deepfl_jax.ops.matlab import matlab_round, round_half_away
+from deepfl_jax.ops.order_stats import kth_smallest
 
 
 def color_diffusion(image, amount, key=None, *, max_amount: float = 12.0):
@@ -22,33 +23,19 @@ def color_diffusion(image, amount, key=None, *, max_amount: float = 12.0):
   return jnp.clip(colorspaces.lab2rgb(lab), 0.0, 1.0)
 
 
-def _gradient(x):
-  """MATLAB `gradient` of (H, W): central differences inside, one-sided at the ends.
-  Returns (d/dcol, d/drow)."""
-  def along(a, axis):
-    n = a.shape[axis]
-    first = jax.lax.slice_in_dim(a, 1, 2, axis=axis) - jax.lax.slice_in_dim(a, 0, 1, axis=axis)
-    last = (jax.lax.slice_in_dim(a, n - 1, n, axis=axis)
-            - jax.lax.slice_in_dim(a, n - 2, n - 1, axis=axis))
-    mid = (jax.lax.slice_in_dim(a, 2, n, axis=axis)
-           - jax.lax.slice_in_dim(a, 0, n - 2, axis=axis)) / 2
-    return jnp.concatenate([first, mid, last], axis=axis)
-  return along(x, 1), along(x, 0)
-
-
 def _percentile_clip(e, lo=1.0, hi=99.0):
   """KADID `ps2`/`percentile1`: clip to the values at sorted indices round(N p / 100)
   (1-based, clamped to [1, N])."""
-  s = jnp.sort(e.ravel())
-  n = s.shape[0]
+  flat = e.ravel()
+  n = flat.shape[0]
   idx = lambda p: min(max(matlab_round(n * p / 100), 1), n) - 1
-  return jnp.clip(e, s[idx(lo)], s[idx(hi)])
+  return jnp.clip(e, kth_smallest(flat, idx(lo)), kth_smallest(flat, idx(hi)))
 
 
 def color_shift_edge_weight(image):
   """The blend weight e of type 5 (H, W) in [0, 1] from the grey image's edges."""
   g = rgb2gray(image)
-  gx, gy = _gradient(g)
+  gy, gx = jnp.gradient(g)   # MATLAB `gradient`: one-sided at the ends
   e = jnp.sqrt(gx ** 2 + gy ** 2)
   e = mapmm(imgaussfilt(e[None], 4.0, kernels.gauss_support(4.0))[0])
   e = mapmm(jnp.clip(e, 0.1, 1.0))

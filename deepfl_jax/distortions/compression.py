@@ -303,51 +303,51 @@ _ICT = np.array([[0.299, 0.587, 0.114],
 _JP2_LEVELS = 5
 
 
-def _next(v, n: int, xp):
+def _next(v: np.ndarray, n: int) -> np.ndarray:
   """v[i + 1] for i < n, with whole-sample symmetric extension at the right end."""
-  ext = xp.concatenate([v[..., 1:], v[..., -1:]], axis=-1)
+  ext = np.concatenate([v[..., 1:], v[..., -1:]], axis=-1)
   return ext[..., :n]
 
 
-def _prev(v, n: int, xp):
+def _prev(v: np.ndarray, n: int) -> np.ndarray:
   """v[i - 1] for i < n (v[-1] mirrored to v[0]), padded by v's last at the right end."""
-  ext = xp.concatenate([v[..., :1], v, v[..., -1:]], axis=-1)
+  ext = np.concatenate([v[..., :1], v, v[..., -1:]], axis=-1)
   return ext[..., :n]
 
 
-def _dwt97_1d(x, xp=np):
-  """One analysis level of the 9/7 lifting along the last axis (length n >= 2).
+def _dwt97_1d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """One analysis level of the 9/7 lifting along the last axis (length n >= 2), NumPy.
 
   Returns (low (ceil(n/2)), high (floor(n/2))), symmetric (whole-sample) extension,
   scaled to JPEG 2000's normalisation (low-pass DC gain 1, high-pass Nyquist gain 2).
   """
   s, d = x[..., 0::2], x[..., 1::2]
   ns, nd = s.shape[-1], d.shape[-1]
-  d = d + _ALPHA * (s[..., :nd] + _next(s, nd, xp))
-  s = s + _BETA * (_prev(d, ns, xp) + xp.concatenate([d, d[..., -1:]], -1)[..., :ns])
-  d = d + _GAMMA * (s[..., :nd] + _next(s, nd, xp))
-  s = s + _DELTA * (_prev(d, ns, xp) + xp.concatenate([d, d[..., -1:]], -1)[..., :ns])
+  d = d + _ALPHA * (s[..., :nd] + _next(s, nd))
+  s = s + _BETA * (_prev(d, ns) + np.concatenate([d, d[..., -1:]], -1)[..., :ns])
+  d = d + _GAMMA * (s[..., :nd] + _next(s, nd))
+  s = s + _DELTA * (_prev(d, ns) + np.concatenate([d, d[..., -1:]], -1)[..., :ns])
   return s / _K, d * (_K / 2.0)
 
 
-def _idwt97_1d(s, d, xp=np):
+def _idwt97_1d(s: np.ndarray, d: np.ndarray) -> np.ndarray:
   """Inverse of `_dwt97_1d`: (low, high) -> interleaved signal along the last axis."""
   ns, nd = s.shape[-1], d.shape[-1]
   s, d = s * _K, d * (2.0 / _K)
-  s = s - _DELTA * (_prev(d, ns, xp) + xp.concatenate([d, d[..., -1:]], -1)[..., :ns])
-  d = d - _GAMMA * (s[..., :nd] + _next(s, nd, xp))
-  s = s - _BETA * (_prev(d, ns, xp) + xp.concatenate([d, d[..., -1:]], -1)[..., :ns])
-  d = d - _ALPHA * (s[..., :nd] + _next(s, nd, xp))
+  s = s - _DELTA * (_prev(d, ns) + np.concatenate([d, d[..., -1:]], -1)[..., :ns])
+  d = d - _GAMMA * (s[..., :nd] + _next(s, nd))
+  s = s - _BETA * (_prev(d, ns) + np.concatenate([d, d[..., -1:]], -1)[..., :ns])
+  d = d - _ALPHA * (s[..., :nd] + _next(s, nd))
   if ns > nd:
-    d = xp.concatenate([d, xp.zeros_like(s[..., :1])], axis=-1)
-  out = xp.stack([s, d], axis=-1).reshape(s.shape[:-1] + (2 * ns,))
+    d = np.concatenate([d, np.zeros_like(s[..., :1])], axis=-1)
+  out = np.stack([s, d], axis=-1).reshape(s.shape[:-1] + (2 * ns,))
   return out[..., :ns + nd]
 
 
 @functools.lru_cache(maxsize=None)
 def _analysis_matrix(n: int) -> np.ndarray:
   """(n, n) float64 matrix of one 9/7 analysis level: rows = [low; high] outputs."""
-  lo, hi = _dwt97_1d(np.eye(n), np)
+  lo, hi = _dwt97_1d(np.eye(n))
   return np.concatenate([lo, hi], axis=-1).T
 
 
@@ -356,10 +356,10 @@ def _synthesis_matrix(n: int) -> np.ndarray:
   """(n, n) inverse of `_analysis_matrix(n)`, from the inverse lifting steps."""
   ns = -(-n // 2)
   eye = np.eye(n)
-  return _idwt97_1d(eye[:, :ns], eye[:, ns:], np).T
+  return _idwt97_1d(eye[:, :ns], eye[:, ns:]).T
 
 
-def _dwt97_2d(x, levels: int, xp=jnp):
+def _dwt97_2d(x: jnp.ndarray, levels: int) -> list[jnp.ndarray]:
   """Mallat decomposition of (..., H, W): [LL_L, (HL, LH, HH)_L, ..., (HL, LH, HH)_1].
 
   HL is high-pass along W (columns), LH along H. In JAX each level is two matrix
@@ -370,32 +370,26 @@ def _dwt97_2d(x, levels: int, xp=jnp):
   ll = x
   for _ in range(levels):
     h, w = ll.shape[-2:]
-    if xp is jnp:
-      ah = jnp.asarray(_analysis_matrix(h), ll.dtype)
-      aw = jnp.asarray(_analysis_matrix(w), ll.dtype)
-      y = jnp.einsum("ih,...hw,jw->...ij", ah, ll, aw, precision=_HI)
-    else:
-      y = _analysis_matrix(h) @ ll @ _analysis_matrix(w).T
+    ah = jnp.asarray(_analysis_matrix(h), ll.dtype)
+    aw = jnp.asarray(_analysis_matrix(w), ll.dtype)
+    y = jnp.einsum("ih,...hw,jw->...ij", ah, ll, aw, precision=_HI)
     hl_, wl = -(-h // 2), -(-w // 2)
     ll = y[..., :hl_, :wl]
     details.append((y[..., :hl_, wl:], y[..., hl_:, :wl], y[..., hl_:, wl:]))
   return [ll] + [b for lev in details[::-1] for b in lev]
 
 
-def _idwt97_2d(bands, levels: int, xp=jnp):
+def _idwt97_2d(bands: list[jnp.ndarray], levels: int) -> jnp.ndarray:
   """Inverse of `_dwt97_2d` (inverse lifting, as matrices in JAX)."""
   ll = bands[0]
   for j in range(levels):
     hl, lh, hh = bands[1 + 3 * j: 4 + 3 * j]
-    y = xp.concatenate([xp.concatenate([ll, hl], axis=-1),
-                        xp.concatenate([lh, hh], axis=-1)], axis=-2)
+    y = jnp.concatenate([jnp.concatenate([ll, hl], axis=-1),
+                         jnp.concatenate([lh, hh], axis=-1)], axis=-2)
     h, w = y.shape[-2:]
     sh, sw = _synthesis_matrix(h), _synthesis_matrix(w)
-    if xp is jnp:
-      ll = jnp.einsum("hi,...ij,wj->...hw", jnp.asarray(sh, y.dtype), y,
-                      jnp.asarray(sw, y.dtype), precision=_HI)
-    else:
-      ll = sh @ y @ sw.T
+    ll = jnp.einsum("hi,...ij,wj->...hw", jnp.asarray(sh, y.dtype), y,
+                    jnp.asarray(sw, y.dtype), precision=_HI)
   return ll
 
 
@@ -416,9 +410,9 @@ def _synthesis_norms(levels: int) -> np.ndarray:
     band = np.zeros(m)
     band[m // 2] = 1.0
     s, d = (np.zeros(m), band) if high else (band, np.zeros(m))
-    x = _idwt97_1d(s, d, np)
+    x = _idwt97_1d(s, d)
     for _ in range(j - 1):
-      x = _idwt97_1d(x, np.zeros_like(x), np)
+      x = _idwt97_1d(x, np.zeros_like(x))
     return float(np.linalg.norm(x))
 
   low = {j: norm_1d(j, False) for j in range(1, levels + 1)}

@@ -26,18 +26,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepfl_jax.ops.frequency import dct_matrix
+
 _HI = jax.lax.Precision.HIGHEST
 _B = 8                                 # block size
 _OFFSETS = (0, 2, 4, 6)                # grid shifts in each direction (16 grids)
 _HARD = 2.7                            # stage-1 threshold in units of sigma
-
-
-def _dct_matrix(n: int = _B) -> np.ndarray:
-  k = np.arange(n)[:, None]
-  i = np.arange(n)[None, :]
-  c = np.cos((2 * i + 1) * k * np.pi / (2 * n)) * np.sqrt(2.0 / n)
-  c[0] /= np.sqrt(2.0)
-  return c
 
 
 def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
@@ -52,7 +46,7 @@ def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
   pads = ((0, 0), (top, max(_OFFSETS) + hb - top - h), (top, max(_OFFSETS) + wb - top - w))
   xp = jnp.pad(noisy, pads, mode="symmetric")
   pp = None if pilot is None else jnp.pad(pilot, pads, mode="symmetric")
-  d = jnp.asarray(_dct_matrix(), noisy.dtype)
+  d = jnp.asarray(dct_matrix(_B), noisy.dtype)
   dc_mask = np.ones((_B, _B))
   dc_mask[0, 0] = 0.0
   dc_mask = jnp.asarray(dc_mask, noisy.dtype)

@@ -34,7 +34,7 @@ def _is_concrete(x) -> bool:
 
 def _branch(type_id: int, height: int, width: int):
   d = DISTORTIONS[type_id]
-  if not d.available or min(height, width) < d.min_size:
+  if min(height, width) < d.min_size:
     # Never selected for valid concrete input (checked on the host); inside a user's
     # jit an impossible selection yields NaN rather than a silent pass-through.
     return lambda img, p, k: jnp.full_like(img, jnp.nan)
@@ -108,8 +108,6 @@ def _check_types(types, height: int, width: int):
     raise ValueError(f"unknown distortion type {bad[0]}: ids are 1..{NUM_TYPES}")
   for i in np.unique(t):
     d = DISTORTIONS[int(i)]
-    if not d.available:
-      raise NotImplementedError(f"distortion type {i} ({d.name}) is not available")
     if min(height, width) < d.min_size:
       raise ValueError(f"image {height}x{width} is too small for type {i} ({d.name}): "
                        f"height and width must be at least {d.min_size}")

@@ -34,7 +34,6 @@ class Distortion:
   stochastic: bool = False
   min_size: int = 4
   kadis_name: str = ""
-  available: bool = True   # False only for a type whose module is missing
   # Stochastic types of this package: draws(key, shape) -> dict of arrays (ALL the
   # randomness) and apply(image, param, draws); fn(image, param, key) composes them.
   draws: Callable | None = None
@@ -103,7 +102,7 @@ _REPLAY = {
 
 DISTORTIONS: dict[int, Distortion] = {
     i: Distortion(i, name, group, tuple(float(v) for v in levels),
-                  fn, stochastic, min_size, kadis, True, *_REPLAY.get(i, (None, None)))
+                  fn, stochastic, min_size, kadis, *_REPLAY.get(i, (None, None)))
     for i, name, group, levels, fn, stochastic, min_size, kadis in _TABLE}
 
 NUM_TYPES = len(DISTORTIONS)

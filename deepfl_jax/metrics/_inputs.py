@@ -30,12 +30,19 @@ def _is_concrete(x) -> bool:
 def _check_values(x, name: str, role: str) -> None:
   if not _is_concrete(x):
     return
-  a = np.asarray(x)
-  if a.dtype == np.uint8:
-    return
-  if not np.all(np.isfinite(a)):
+  if isinstance(x, jax.Array):
+    if x.dtype == jnp.uint8:
+      return
+    # Reduce on the device and fetch three scalars, not the whole batch.
+    finite, lo, hi = jax.device_get((jnp.all(jnp.isfinite(x)), jnp.min(x), jnp.max(x)))
+  else:
+    a = np.asarray(x)
+    if a.dtype == np.uint8:
+      return
+    finite, lo, hi = np.all(np.isfinite(a)), a.min(), a.max()
+  if not finite:
     raise ValueError(f"{name}: {role} image contains NaN or inf values")
-  lo, hi = float(a.min()), float(a.max())
+  lo, hi = float(lo), float(hi)
   if lo < -1e-6 or hi > 1 + 1e-6:
     raise ValueError(
         f"{name}: {role} image values must lie in [0, 1] for float input (got min "

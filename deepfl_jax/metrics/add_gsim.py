@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import color, filters, gradient, matlab
+from deepfl_jax.ops import filters, gradient, matlab, similarity
 
 GSIM_C = 170.0
 SCALES = 3
@@ -67,8 +67,7 @@ def gsim_map(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
   """Gu's GSIM map of two grey images (..., H, W) on 0..255 (Scharr, conv2 'same')."""
   sa = gradient.gradient_sq(a, gradient.SCHARR_X)
   sb = gradient.gradient_sq(b, gradient.SCHARR_X)
-  cross = gradient.safe_sqrt(sa * sb)
-  return (2 * cross + GSIM_C) / (sa + sb + GSIM_C)
+  return similarity.similarity_sq(sa, sb, GSIM_C)
 
 
 def rank_weights(n: int, rate: float = RANK_RATE) -> np.ndarray:
@@ -174,15 +173,11 @@ def entropy_gain_multiplier(a: jnp.ndarray, b: jnp.ndarray, ke: float = KE
   return 1.0 + ke * jnp.maximum(gain, 0.0)
 
 
-def _grey(x: jnp.ndarray) -> jnp.ndarray:
-  return x[..., 0] if x.shape[-1] == 1 else color.rgb2gray(x)
-
-
 @jax.jit
 def add_gsim_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """ADD-GSIM reconstruction of prepared pairs (N, H, W, C), C = 1 or 3, on 0..255,
   x = reference, y = distorted -> (N,). No validation; jit/vmap/grad-friendly."""
-  a, b = _grey(x), _grey(y)
+  a, b = _inputs.to_grey(x, "rgb2gray"), _inputs.to_grey(y, "rgb2gray")
   return (multiscale_quality(a, b) * frequency_variation_adjuster(a, b)
           * entropy_gain_multiplier(a, b))
 

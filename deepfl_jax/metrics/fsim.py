@@ -110,12 +110,6 @@ def phase_congruency(y: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(ok, energy_all / jnp.where(ok, an_all, 1.0), 0.0)
 
 
-def _pool(sim: jnp.ndarray, weight: jnp.ndarray, total: jnp.ndarray, ok: jnp.ndarray):
-  """sum(sim weight) / sum(weight), or mean(sim) where the weights are all 0."""
-  pooled = jnp.sum(sim * weight, axis=(-2, -1)) / jnp.where(ok, total, 1.0)
-  return jnp.where(ok, pooled, jnp.mean(sim, axis=(-2, -1)))
-
-
 @jax.jit
 def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(FSIM, FSIMc) of prepared pairs (N, H, W, C) on 0..255, C = 1 or 3 -> two (N,).
@@ -141,18 +135,15 @@ def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]
   pc1, pc2 = pc[:n], pc[n:]
   s_pc = similarity.similarity(pc1, pc2, T1)
   # 2 G1 G2 = 2 sqrt(G1^2 G2^2): one safe sqrt instead of two.
-  g1, g2 = grad2[:n], grad2[n:]
-  s_g = (2 * gradient.safe_sqrt(g1 * g2) + T2) / (g1 + g2 + T2)
+  s_g = similarity.similarity_sq(grad2[:n], grad2[n:], T2)
   pcm = jnp.maximum(pc1, pc2)
-  total = jnp.sum(pcm, axis=(-2, -1))
-  ok = total > 0
   base = s_g * s_pc
-  score = _pool(base, pcm, total, ok)
+  score = similarity.weighted_mean(base, pcm)
   if chroma is None:
     return score, score
   s_i = similarity.similarity(chroma[:n, ..., 0], chroma[n:, ..., 0], T3)
   s_q = similarity.similarity(chroma[:n, ..., 1], chroma[n:, ..., 1], T4)
-  score_c = _pool(base * gradient.real_pow(s_i * s_q, LAMBDA), pcm, total, ok)
+  score_c = similarity.weighted_mean(base * gradient.real_pow(s_i * s_q, LAMBDA), pcm)
   return score, score_c
 
 

@@ -10,34 +10,21 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import filters
+from deepfl_jax.ops import filters, gradient, matlab
 
 T = 170.0
-PREWITT_X = np.array([[1.0, 0.0, -1.0]] * 3) / 3.0
-
-
-def _safe_sqrt(v: jnp.ndarray) -> jnp.ndarray:
-  """sqrt with a zero (not infinite) gradient at 0 (double-where)."""
-  pos = v > 0
-  return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
 
 
 def _gmsd_grey(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """GMSD.m on grey (B, H, W) 0..255 images -> (B,)."""
   both = filters.avg_subsample(jnp.stack([x, y]), 2, "B")
   # Both gradient directions of both images in one stacked pass each.
-  gx = filters.conv2(both, PREWITT_X, "same")
-  gy = filters.conv2(both, PREWITT_X.T, "same")
-  mag2 = gx * gx + gy * gy
+  mag2 = gradient.gradient_sq(both, gradient.PREWITT_X)
   m1, m2 = mag2[0], mag2[1]
-  gms = (2.0 * _safe_sqrt(m1) * _safe_sqrt(m2) + T) / (m1 + m2 + T)
-  n = gms.shape[-2] * gms.shape[-1]
-  dev = gms - jnp.mean(gms, axis=(-2, -1), keepdims=True)
-  var = jnp.sum(dev * dev, axis=(-2, -1)) / (n - 1)
-  return _safe_sqrt(var)
+  gms = (2.0 * gradient.safe_sqrt(m1) * gradient.safe_sqrt(m2) + T) / (m1 + m2 + T)
+  return matlab.std2(gms)
 
 
 def gmsd_core(x: jnp.ndarray, y: jnp.ndarray, *,

@@ -28,7 +28,7 @@ from deepfl_jax.metrics import _inputs
 from deepfl_jax.metrics.ssim import (MS_SSIM_WEIGHTS, contrast_structure_term,
                                      gaussian_window, local_moments, luminance_term,
                                      weighted_product)
-from deepfl_jax.ops import filters, resize
+from deepfl_jax.ops import filters, resize, similarity
 
 N_SCALES = 5
 MIN_SIZE = 11 * 2 ** (N_SCALES - 1)    # 176, as iwssim.m (returns -Inf below)
@@ -213,12 +213,9 @@ def _band_factor(ref: jnp.ndarray, dist: jnp.ndarray,
   cs = contrast_structure_term(jnp.maximum(s11, 0.0), jnp.maximum(s22, 0.0), s12)
   crop = (window.shape[0] - 1) // 2 - (BLOCK - 1) // 2              # bound1 = 4
   iw = _info_weights(ref, dist, parent, crop)
-  total = jnp.sum(iw, axis=(-2, -1))
-  has_weight = total > 0
-  pooled = jnp.sum(cs * iw, axis=(-2, -1)) / jnp.where(has_weight, total, 1.0)
   # All weights zero (e.g. flat reference and distorted bands; MATLAB gives NaN):
   # fall back to uniform weights.
-  return jnp.where(has_weight, pooled, jnp.mean(cs, axis=(-2, -1)))
+  return similarity.weighted_mean(cs, iw)
 
 
 def _lowpass_factor(ref: jnp.ndarray, dist: jnp.ndarray) -> jnp.ndarray:

@@ -99,6 +99,4 @@ def mdsi(reference, distorted, *, combination: Combination = "sum") -> jnp.ndarr
     (N,) scores.
   """
   x, y = _inputs.prepare_pair(reference, distorted, "mdsi", channels=(1, 3))
-  if combination not in ("sum", "mult"):
-    raise ValueError(f"mdsi: combination must be 'sum' or 'mult', got {combination!r}")
   return mdsi_core(_inputs.rgb(x), _inputs.rgb(y), combination=combination)

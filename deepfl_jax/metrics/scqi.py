@@ -59,20 +59,13 @@ import numpy as np
 
 from deepfl_jax.metrics import _inputs
 from deepfl_jax.ops import color, filters, gradient, matlab, similarity
+from deepfl_jax.ops.frequency import dct_matrix
 
 BLOCK = 4
 C1, C2, C3 = 1.0, 10.0, 200.0      # [P] spec section 11 starting values (0..255 scale)
 CHROMA_EXPONENT = 0.03             # FSIMc's lambda
 VIEWING_DISTANCE = 3.0             # [R] picture heights, for the CSF weights
 _FLAT = 1e-6                       # mean AC energy below which a window counts as flat
-
-
-def dct_matrix(n: int) -> np.ndarray:
-  """Orthonormal DCT-II matrix D (n x n): coefficients of a block P are D P D^T."""
-  k = np.arange(n)
-  d = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2.0 / n)
-  d[0] /= np.sqrt(2.0)
-  return d
 
 
 def csf_weights(height: int, factor: int, n: int = BLOCK,
@@ -96,16 +89,6 @@ def _block_dct_list(x: jnp.ndarray, n: int = BLOCK) -> list[jnp.ndarray]:
   rows = [filters.correlate(x, d[v][None, :], None) for v in range(n)]
   return [filters.correlate(rows[v], d[u][:, None], None)
           for u in range(n) for v in range(n)]
-
-
-def block_dct(x: jnp.ndarray, n: int = BLOCK) -> jnp.ndarray:
-  """DCT-II of every n x n window (stride 1, VALID): (..., H, W) -> (..., n*n, H-n+1,
-  W-n+1), coefficient (u, v) at index u * n + v.
-
-  Each basis function is rank-1 (outer(D[u], D[v])), so this is n row passes followed
-  by n^2 column passes of n taps (separable correlations, no Python loop over pixels).
-  """
-  return jnp.stack(_block_dct_list(x, n), axis=-3)
 
 
 def sci_features(y: jnp.ndarray, weights: np.ndarray | None

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import filters, gradient, matlab, resize
+from deepfl_jax.ops import filters, gradient, matlab, resize, similarity
 
 SCALE = 0.25
 AVE_KERNEL = 3
@@ -59,11 +59,9 @@ def sr_sim_core(x: jnp.ndarray, y: jnp.ndarray, gauss_size: int = 10) -> jnp.nda
   g1 = gradient.gradient_sq(y1, gradient.SCHARR_X)
   g2 = gradient.gradient_sq(y2, gradient.SCHARR_X)
   sim_s = (2 * s1 * s2 + C_SALIENCY) / (s1 ** 2 + s2 ** 2 + C_SALIENCY)
-  sim_g = (2 * gradient.safe_sqrt(g1 * g2) + C_GRADIENT) / (g1 + g2 + C_GRADIENT)
+  sim_g = similarity.similarity_sq(g1, g2, C_GRADIENT)
   weight = jnp.maximum(s1, s2)
-  total = jnp.sum(weight, axis=(-2, -1))
-  pooled = jnp.sum(sim_s * jnp.sqrt(sim_g) * weight, axis=(-2, -1))
-  return jnp.where(total > 0, pooled / jnp.where(total > 0, total, 1.0), 1.0)
+  return similarity.weighted_mean(sim_s * jnp.sqrt(sim_g), weight, fallback=1.0)
 
 
 def sr_sim(reference, distorted, *, gauss_size: int = 10) -> jnp.ndarray:

@@ -131,15 +131,12 @@ def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   lum, m, nn, vs = maps[:, 0], maps[:, 1], maps[:, 2], maps[:, 3]
   g2 = gradient.gradient_sq(lum, gradient.SCHARR_X)
   s_vs = similarity.similarity(vs[:n], vs[n:], C_VS)
-  s_g = (2 * gradient.safe_sqrt(g2[:n] * g2[n:]) + C_GM) / (g2[:n] + g2[n:] + C_GM)
+  s_g = similarity.similarity_sq(g2[:n], g2[n:], C_GM)
   s_c = similarity.similarity(m[:n], m[n:], C_CHROM) * similarity.similarity(nn[:n], nn[n:], C_CHROM)
   s_c = gradient.real_pow(s_c, LAMBDA)  # MATLAB's complex power, real part
   weight = jnp.maximum(vs[:n], vs[n:])
   sim = s_g ** ALPHA * s_vs * s_c
-  total = jnp.sum(weight, axis=(-2, -1))
-  ok = total > 0
-  pooled = jnp.sum(sim * weight, axis=(-2, -1)) / jnp.where(ok, total, 1.0)
-  return jnp.where(ok, pooled, jnp.mean(sim, axis=(-2, -1)))
+  return similarity.weighted_mean(sim, weight)
 
 
 def vsi(reference, distorted) -> jnp.ndarray:

@@ -1,4 +1,5 @@
-"""Frequency grids for the FFT-domain filters of FeatureSIM.m and VSI (spec 1.8)."""
+"""Frequency grids for the FFT-domain filters of FeatureSIM.m and VSI (spec 1.8), and
+the DCT-II basis matrix (SC-QI block DCT, the block-DCT denoiser)."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,3 +28,12 @@ def lowpass_filter(rows: int, cols: int, cutoff: float, order: int) -> np.ndarra
   ifftshift-ed, on the same grid as `kovesi_grid`."""
   radius, _ = kovesi_grid(rows, cols)
   return 1.0 / (1.0 + (radius / cutoff) ** (2 * order))
+
+
+def dct_matrix(n: int) -> np.ndarray:
+  """Orthonormal DCT-II matrix D (n x n) float64: coefficients of a block P are D P D^T."""
+  k = np.arange(n)[:, None]
+  i = np.arange(n)[None, :]
+  d = np.cos((2 * i + 1) * k * np.pi / (2 * n)) * np.sqrt(2.0 / n)
+  d[0] /= np.sqrt(2.0)
+  return d

@@ -47,8 +47,14 @@ def mean2(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def std2(x: jnp.ndarray) -> jnp.ndarray:
-  """MATLAB `std2` over the last two axes (sample std, divides by N - 1)."""
-  return jnp.std(x, axis=(-2, -1), ddof=1)
+  """MATLAB `std2` over the last two axes (sample std, divides by N - 1).
+
+  The square root of the variance has gradient 0 (not inf/NaN) where the variance is
+  0 (constant maps; double-`where`, as gradient.safe_sqrt, inlined: no import cycle).
+  """
+  var = jnp.var(x, axis=(-2, -1), ddof=1)
+  pos = var > 0
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
 
 
 def mad(x: jnp.ndarray, axis=(-2, -1)) -> jnp.ndarray:

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.ndimage
 import skimage.data
 
 from tests.metrics import _registry
+from tests.metrics._images import blurred, noisy
 
 NAMES = list(_registry.METRICS)
 
@@ -22,15 +22,6 @@ def photos():
   a = skimage.data.astronaut()[40:232, 120:376]
   b = skimage.data.coffee()[100:292, 200:456]
   return np.stack([a, b]).astype(np.float32) / 255.0
-
-
-def noisy(x, sigma, seed=0):
-  rng = np.random.default_rng(seed)
-  return np.clip(x + rng.normal(0, sigma, x.shape), 0, 1).astype(np.float32)
-
-
-def blurred(x, sigma):
-  return scipy.ndimage.gaussian_filter(x, (0, sigma, sigma, 0)).astype(np.float32)
 
 
 def better(higher, a, b):
