@@ -1,5 +1,6 @@
 """Stages 2 and 3 on KADID-10k: MLSP features with given weights, then the DeepFL-IQA
-regressor over repeated content splits. Paper target: 0.936 SROCC (paper), 0.930 mean of the released model over 5 content splits.
+regressor over repeated content splits. Paper target: 0.936 SROCC (paper), 0.930 mean of
+the released model over 5 content splits.
 
   python -m deepfl_jax.main --config=configs/mlsp_kadid10k.py --workdir=runs/kadid10k \
     --config.stage2.manual_dir=/data/<unpacked KADID-10k> \

@@ -45,7 +45,8 @@ def run(config, workdir: str) -> dict:
     for li, level in enumerate(levels):
       dist = _degrade(photos, kind, level, rng)
       for start in range(0, len(photos), config.batch_size):
-        ref_b, dist_b = photos[start:start + config.batch_size], dist[start:start + config.batch_size]
+        stop = start + config.batch_size
+        ref_b, dist_b = photos[start:stop], dist[start:stop]
         t0 = time.perf_counter()
         scores = jax.device_get(fused.fr_scores(ref_b, dist_b, color_mode=config.color_mode))
         seconds += time.perf_counter() - t0

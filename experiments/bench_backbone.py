@@ -173,7 +173,7 @@ def main():
     first = {name: _first(fn) for name, fn in fns.items()}  # compilation + 1 call
     per = _interleaved(fns, args.iters)
     res[key] = {name: (args.batch / per[name], first[name]) for name in fns}
-  print(f"\n| task | Flax img/s | Keras img/s | Flax/Keras | first call Flax / Keras (s) |")
+  print("\n| task | Flax img/s | Keras img/s | Flax/Keras | first call Flax / Keras (s) |")
   print("|---|---|---|---|---|")
   for label, key in rows:
     fl, ff = res[key]["flax"]

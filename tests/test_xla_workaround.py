@@ -23,8 +23,10 @@ def f(x, y):
   dm = jnp.abs(mr - md)
   sel = dm >= jnp.sort(dm, axis=-1)[..., 31:32]
   return jnp.sum(jnp.where(sel, mr, 0.0), axis=-1).ravel()
-mr = x[:, :, :56, :72].reshape(3, 1, 7, 8, 9, 8, 3).astype(np.float64).mean(axis=(3, 5, 6)).reshape(3, 63)
-md = y[:, :, :56, :72].reshape(3, 1, 7, 8, 9, 8, 3).astype(np.float64).mean(axis=(3, 5, 6)).reshape(3, 63)
+def means64(a):
+  a = a[:, :, :56, :72].reshape(3, 1, 7, 8, 9, 8, 3).astype(np.float64)
+  return a.mean(axis=(3, 5, 6)).reshape(3, 63)
+mr, md = means64(x), means64(y)
 dm = np.abs(mr - md)
 want = np.where(dm >= np.sort(dm, axis=-1)[:, 31:32], mr, 0).sum(-1)
 print(float(np.max(np.abs(np.asarray(jax.jit(f)(x, y)) - want) / want)))

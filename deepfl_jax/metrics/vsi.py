@@ -132,7 +132,8 @@ def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   g2 = gradient.gradient_sq(lum, gradient.SCHARR_X)
   s_vs = similarity.similarity(vs[:n], vs[n:], C_VS)
   s_g = similarity.similarity_sq(g2[:n], g2[n:], C_GM)
-  s_c = similarity.similarity(m[:n], m[n:], C_CHROM) * similarity.similarity(nn[:n], nn[n:], C_CHROM)
+  s_c = (similarity.similarity(m[:n], m[n:], C_CHROM)
+         * similarity.similarity(nn[:n], nn[n:], C_CHROM))
   s_c = gradient.real_pow(s_c, LAMBDA)  # MATLAB's complex power, real part
   weight = jnp.maximum(vs[:n], vs[n:])
   sim = s_g ** ALPHA * s_vs * s_c

@@ -19,7 +19,6 @@ import jax  # noqa: E402
 
 
 def local(out_path: str):
-  import jax.numpy as jnp
   import numpy as np
   import _tiny
   from deepfl_jax import train as tr
