@@ -74,7 +74,7 @@ def _piq_calls(piq):
       "fsimc": lambda x, y: piq.fsim(x, y, data_range=1.0, chromatic=True,
                                      reduction="none"),
       "gmsd": lambda x, y: piq.gmsd(x, y, data_range=1.0, reduction="none"),
-      "sff": None, "scqi": None, "add_gsim": None,
+      "sff": None, "scqi_proxy": None, "add_gsim_proxy": None,
       "sr_sim": lambda x, y: piq.srsim(x, y, data_range=1.0, reduction="none"),
   }
 

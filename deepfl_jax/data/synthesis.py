@@ -57,7 +57,8 @@ class SynthesisConfig:
   group_size: images sharing one type in a "uniform" step (divides batch_size;
     unused by "kadis", whose 5 levels of a crop share its type).
   quantize: round distorted images to 8 bits before labelling (as KADIS's BMPs).
-  color_mode: grey conversion of SSIM / MS-SSIM / IW-SSIM / GMSD (`fr_scores`).
+  color_mode: grey conversion of SSIM / MS-SSIM / IW-SSIM / GMSD / ADD-GSIM (`fr_scores`;
+    default MATLAB's rgb2gray of uint8 images, rounded).
   """
   crop_size: tuple[int, int] = (384, 512)
   batch_size: int = 32
@@ -66,7 +67,7 @@ class SynthesisConfig:
   levels: tuple[int, ...] | None = None
   group_size: int = 4
   quantize: bool = True
-  color_mode: str = "luma"
+  color_mode: str = "rgb2gray_uint8"
 
   def __post_init__(self):
     if min(self.crop_size) < fused.MIN_SIZE:
@@ -173,7 +174,7 @@ def _equalize(eq, scores):
 
 
 def label(reference, distorted, *, equalizer: histeq.Equalizer | None = None,
-          color_mode: str = "luma", sff_w=None) -> dict[str, jnp.ndarray]:
+          color_mode: str = "rgb2gray_uint8", sff_w=None) -> dict[str, jnp.ndarray]:
   """On-device labels of (N, H, W, 3) pairs in [0, 1] (or uint8): "scores" (N, 11)
   raw FR scores in `METRIC_NAMES` order and, with an equaliser, "target" (N, 11)
   equalised and oriented (higher = better). Calls the fused metric program that
@@ -191,7 +192,7 @@ def label(reference, distorted, *, equalizer: histeq.Equalizer | None = None,
 
 def synthesize(crops, types: np.ndarray, levels: np.ndarray, keys, *, chunk: int = 1,
                equalizer: histeq.Equalizer | None = None, quantize: bool = True,
-               color_mode: str = "luma", with_labels: bool = True,
+               color_mode: str = "rgb2gray_uint8", with_labels: bool = True,
                repeat: int = 1) -> dict:
   """One step on the device: crops (N / repeat, H, W, 3) uint8, each used for `repeat`
   consecutive images (repeated on the device: one upload per crop) -> {"image":

@@ -1,5 +1,7 @@
 """ADD-GSIM (Gu, Wang, Zhai, Lin, Yang, Zhang, IEEE Trans. Broadcasting 62(2), 2016):
-a documented RECONSTRUCTION of the ADD pooling applied to a gradient-similarity map.
+a documented RECONSTRUCTION of the ADD pooling applied to a gradient-similarity map,
+exported as `add_gsim_proxy` (and the `fr_scores` key "add_gsim_proxy") so that it is
+never mistaken for the authors' ADD-GSIM.
 
 The ADD source code was not found in any public source and the paper body was not
 available to the implementer, so this is NOT parity ADD-GSIM (spec fr_metrics.md
@@ -19,8 +21,10 @@ What is taken from the sources [DOC]/[SRC]:
   gradients (conv2 'same'), gsim = (2 g1 g2 + 170) / (g1^2 + g2^2 + 170).
 
 What is reconstructed [R] / placeholder [P] (spec section 12 placeholder throughout):
-- Grey: MATLAB rgb2gray weights WITHOUT the uint8 rounding (the rounding would kill
-  the gradient w.r.t. the input); grey (C = 1) input passes through.
+- Grey: as Gu's GSIM code, MATLAB rgb2gray of the uint8 image, i.e. rounded
+  ("rgb2gray_uint8", the default, as for the other grey metrics); "rgb2gray" (unrounded)
+  is the option to use when gradients w.r.t. the input are wanted (the rounding makes
+  them 0). Grey (C = 1) input passes through.
 - MS [P]: gsim maps at scales s = 0, 1, 2 (each halving by 2 x 2 mean, flavour A);
   Q_MS = prod_s Q_s^(1/3).
 - RW [P]: per scale, local qualities sorted ascending q_(1..n) and weighted by rank,
@@ -173,26 +177,41 @@ def entropy_gain_multiplier(a: jnp.ndarray, b: jnp.ndarray, ke: float = KE
   return 1.0 + ke * jnp.maximum(gain, 0.0)
 
 
-@jax.jit
-def add_gsim_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+@functools.partial(jax.jit, static_argnames=("color_mode",))
+def add_gsim_core(x: jnp.ndarray, y: jnp.ndarray, *,
+                  color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE
+                  ) -> jnp.ndarray:
   """ADD-GSIM reconstruction of prepared pairs (N, H, W, C), C = 1 or 3, on 0..255,
   x = reference, y = distorted -> (N,). No validation; jit/vmap/grad-friendly."""
-  a, b = _inputs.to_grey(x, "rgb2gray"), _inputs.to_grey(y, "rgb2gray")
+  return _inputs.grey_metric(_add_gsim_grey, x, y, color_mode)
+
+
+def _add_gsim_grey(a: jnp.ndarray, b: jnp.ndarray) -> jnp.ndarray:
+  """ADD-GSIM of grey (B, H, W) 0..255 images, a = reference -> (B,)."""
   return (multiscale_quality(a, b) * frequency_variation_adjuster(a, b)
           * entropy_gain_multiplier(a, b))
 
 
-def add_gsim(reference, distorted) -> jnp.ndarray:
-  """ADD-GSIM (Gu et al. 2016), reconstructed (see the module docstring).
+def add_gsim_proxy(reference, distorted, *,
+                   color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE
+                   ) -> jnp.ndarray:
+  """ADD-GSIM (Gu et al. 2016), RECONSTRUCTED (see the module docstring). No MATLAB
+  code or golden value exists; do not report it as ADD-GSIM.
 
   Args:
     reference: float in [0, 1] or uint8, (N, H, W, 3) or (H, W, 3), or grey (..., 1).
     distorted: same shape. Not symmetric (the entropy gain multiplier rewards a
       distorted image with a higher grey-level entropy than the reference).
+    color_mode: grey conversion of RGB input (see `_inputs.to_grey`); default
+      "rgb2gray_uint8".
+
+  Input class and conversion: the ADD code is unavailable; Gu's GSIM code, whose map
+  this uses, runs on double(rgb2gray(imread(f))): MATLAB's rgb2gray of a uint8 image,
+  rounded to uint8. The default does the same.
 
   Returns:
     (N,) scores; higher is better, 1 for identical images.
   """
-  x, y = _inputs.prepare_pair(reference, distorted, "add_gsim", channels=(1, 3),
+  x, y = _inputs.prepare_pair(reference, distorted, "add_gsim_proxy", channels=(1, 3),
                               min_size=8)
-  return add_gsim_core(x, y)
+  return add_gsim_core(x, y, color_mode=color_mode)

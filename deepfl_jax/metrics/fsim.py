@@ -110,13 +110,25 @@ def phase_congruency(y: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(ok, energy_all / jnp.where(ok, an_all, 1.0), 0.0)
 
 
+def has_structure(y: jnp.ndarray) -> jnp.ndarray:
+  """(..., H, W) 0..255 -> (...) bool: False for a constant image.
+
+  phasecong2's band-pass responses vanish exactly on a constant image, so MATLAB's
+  PC = EnergyAll ./ AnAll is 0/0 = NaN at every pixel and FSIM/FSIMc are NaN.
+  """
+  span = jnp.max(y, axis=(-2, -1)) - jnp.min(y, axis=(-2, -1))
+  return span > 0
+
+
 @jax.jit
 def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(FSIM, FSIMc) of prepared pairs (N, H, W, C) on 0..255, C = 1 or 3 -> two (N,).
 
   For grey input (C = 1) FeatureSIM.m sets I = Q = 1, so FSIMc == FSIM.
-  Guard: where PCm = max(PC1, PC2) is 0 everywhere (both images flat; MATLAB 0/0),
-  the maps are averaged with uniform weights instead.
+  Degenerate input (spec section 13): if either luminance image is constant, MATLAB's
+  phase congruency is 0/0 and both scores are NaN; so are ours (Stage 1 masks
+  non-finite targets). Elsewhere PC := 0 where the amplitude sum is below `_AN_FLOOR`,
+  which does not change MATLAB's numbers (see `_AN_FLOOR`).
   """
   n, h, w, c = x.shape
   f = matlab.downsample_factor(h, w)
@@ -138,13 +150,15 @@ def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]
   s_g = similarity.similarity_sq(grad2[:n], grad2[n:], T2)
   pcm = jnp.maximum(pc1, pc2)
   base = s_g * s_pc
-  score = similarity.weighted_mean(base, pcm)
+  structured = has_structure(lum)
+  valid = structured[:n] & structured[n:]
+  score = jnp.where(valid, similarity.weighted_mean(base, pcm), jnp.nan)
   if chroma is None:
     return score, score
   s_i = similarity.similarity(chroma[:n, ..., 0], chroma[n:, ..., 0], T3)
   s_q = similarity.similarity(chroma[:n, ..., 1], chroma[n:, ..., 1], T4)
   score_c = similarity.weighted_mean(base * gradient.real_pow(s_i * s_q, LAMBDA), pcm)
-  return score, score_c
+  return score, jnp.where(valid, score_c, jnp.nan)
 
 
 def _prepare(reference, distorted, name):
@@ -156,11 +170,17 @@ def fsim(reference, distorted) -> jnp.ndarray:
 
   Args:
     reference, distorted: float in [0, 1] or uint8, (N, H, W, 3) RGB or (N, H, W, 1)
-      grey, or a single (H, W, C) image. RGB uses Y = 0.299 R + 0.587 G + 0.114 B.
-      Symmetric: swapping the arguments gives the same value.
+      grey, or a single (H, W, C) image. Symmetric: swapping the arguments gives the
+      same value.
+
+  MATLAB input: FeatureSIM.m gets the uint8 RGB images of `imread` and converts them
+  with double() (0..255, no rescaling, no rounding), then Y = 0.299 R + 0.587 G +
+  0.114 B (and I, Q for FSIMc) on those doubles, unrounded; grey images are used as Y.
+  We do the same: uint8 input is taken as is, float input in [0, 1] is scaled by 255.
 
   Returns:
-    (N,) scores in (0, 1]; 1 for identical images.
+    (N,) scores in (0, 1]; 1 for identical images; NaN where either image is constant
+    (MATLAB's 0/0, see `fsim_core`).
   """
   x, y = _prepare(reference, distorted, "fsim")
   return fsim_core(x, y)[0]
@@ -170,7 +190,8 @@ def fsimc(reference, distorted) -> jnp.ndarray:
   """FSIMc = FeatureSIM(imageRef, imageDis) second output (Y + I, Q chroma).
 
   Defined for RGB; for grey (N, H, W, 1) input it equals `fsim` (FeatureSIM.m uses
-  I = Q = 1 then). Same arguments and range as `fsim`.
+  I = Q = 1 then). Same arguments, MATLAB input class and conversion (YIQ of the
+  double RGB, unrounded), range and NaN cases as `fsim`.
   """
   x, y = _prepare(reference, distorted, "fsimc")
   return fsim_core(x, y)[1]

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from deepfl_jax.metrics import _inputs
-from deepfl_jax.ops import filters, gradient, matlab
+from deepfl_jax.ops import filters, gradient, matlab, similarity
 
 T = 170.0
 
@@ -23,12 +23,14 @@ def _gmsd_grey(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   # Both gradient directions of both images in one stacked pass each.
   mag2 = gradient.gradient_sq(both, gradient.PREWITT_X)
   m1, m2 = mag2[0], mag2[1]
-  gms = (2.0 * gradient.safe_sqrt(m1) * gradient.safe_sqrt(m2) + T) / (m1 + m2 + T)
+  # (2 g1 g2 + T) / (g1^2 + g2^2 + T) from the squared magnitudes: exactly 1 (GMSD
+  # exactly 0) for identical images.
+  gms = similarity.similarity_sq(m1, m2, T)
   return matlab.std2(gms)
 
 
 def gmsd_core(x: jnp.ndarray, y: jnp.ndarray, *,
-              color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+              color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """GMSD on prepared (N, H, W, C) 0..255 images (no validation) -> (N,)."""
   return _inputs.grey_metric(_gmsd_grey, x, y, color_mode)
 
@@ -38,14 +40,20 @@ def gmsd_core(x: jnp.ndarray, y: jnp.ndarray, *,
 _gmsd_grey_jit = jax.jit(_gmsd_grey)
 
 
-def gmsd(reference, distorted, *, color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+def gmsd(reference, distorted, *, color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """GMSD as GMSD.m (Y1 = reference, Y2 = distorted; symmetric in effect).
 
   Args:
     reference, distorted: (N, H, W, C) or (H, W, C), C = 1 or 3, float in [0, 1] or
       uint8; at least 4 pixels on the shorter side (2x downsampling, 3x3 Prewitt).
-    color_mode: "luma" (Y = 0.299 R + 0.587 G + 0.114 B, as piq's MATLAB golden),
-      "rgb2gray", "rgb2gray_uint8" or "per_channel".
+    color_mode: "rgb2gray_uint8" (default), "rgb2gray", "luma" (Y = 0.299 R + 0.587 G
+      + 0.114 B unrounded, as piq's MATLAB golden) or "per_channel" (see `_inputs`).
+
+  MATLAB input: GMSD.m works on grey doubles 0..255; run on RGB files it sees
+  double(rgb2gray(imread(f))): MATLAB's rgb2gray of a uint8 image is uint8 (rounded).
+  The default "rgb2gray_uint8" does exactly that (the official code's GMSD on RGB
+  TID2013 pairs is matched to about 1e-5 only with the rounding); grey input is used
+  as is.
 
   Returns:
     (N,) GMSD, LOWER is better (0 for identical images, about 0..0.35). Finite for flat

@@ -233,11 +233,15 @@ def _iw_ssim_grey(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     parent = pyramid[s + 1][0] if s + 1 < N_SCALES - 1 else None
     factors.append(_band_factor(pyramid[s][0], pyramid[s][1], parent))
   factors.append(_lowpass_factor(pyramid[-1][0], pyramid[-1][1]))
-  return weighted_product(jnp.stack(factors, axis=-1), _normalised_weights())
+  score = weighted_product(jnp.stack(factors, axis=-1), _normalised_weights())
+  # A constant reference has all-zero Laplacian bands: MATLAB inverts the zero
+  # covariance C_u (Inf) and gets NaN weights, so IW-SSIM is NaN; so is ours.
+  flat_ref = jnp.max(x, axis=(-2, -1)) == jnp.min(x, axis=(-2, -1))
+  return jnp.where(flat_ref, jnp.nan, score)
 
 
 def iw_ssim_core(x: jnp.ndarray, y: jnp.ndarray, *,
-                 color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+                 color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """IW-SSIM on prepared (N, H, W, C) 0..255 images (x = reference) -> (N,)."""
   return _inputs.grey_metric(_iw_ssim_grey, x, y, color_mode)
 
@@ -248,18 +252,23 @@ _iw_ssim_grey_jit = jax.jit(_iw_ssim_grey)
 
 
 def iw_ssim(reference, distorted, *,
-            color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+            color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """IW-SSIM as iwssim.m (oimg = reference, img = distorted), iw_flag = 1.
 
   Args:
     reference, distorted: (N, H, W, C) or (H, W, C), C = 1 or 3, float in [0, 1] or
       uint8; at least 176 pixels on the shorter side. NOT symmetric: the reference
       drives the information-content weights.
-    color_mode: "luma" (Y = 0.299 R + 0.587 G + 0.114 B, as piq's MATLAB golden),
-      "rgb2gray", "rgb2gray_uint8" or "per_channel".
+    color_mode: "rgb2gray_uint8" (default), "rgb2gray", "luma" (Y = 0.299 R + 0.587 G
+      + 0.114 B unrounded, as piq's MATLAB golden) or "per_channel" (see `_inputs`).
+
+  MATLAB input: iwssim.m works on grey doubles 0..255; run on RGB files it sees
+  double(rgb2gray(imread(f))), i.e. MATLAB's rgb2gray of a uint8 image, which is uint8
+  (rounded). The default "rgb2gray_uint8" does exactly that; grey input is used as is.
 
   Returns:
-    (N,) IW-SSIM, higher is better (1 for identical images). Guards against MATLAB's
+    (N,) IW-SSIM, higher is better (1 for identical images); NaN for a constant
+    reference (MATLAB inverts a zero covariance there). Guards against MATLAB's other
     NaN/Inf cases (spec section 13): the neighbourhood covariance gets a tiny ridge
     (relative 1e-12 of its mean eigenvalue plus 1e-20) so singular (flat) reference
     bands stay finite; a band whose weights are all zero is pooled with uniform

@@ -134,9 +134,10 @@ def sff_parts(x: jnp.ndarray, y: jnp.ndarray,
   sel = err >= TX * med
   ri = jnp.sum(a * a, axis=-1)
   strong = sel & (ri > TV * _masked_mean(ri, sel))
-  keep = jnp.where(jnp.any(strong, axis=-1, keepdims=True), strong, sel)
   sim = jnp.mean((2 * a * b + C) / (a * a + b * b + C), axis=-1)
-  sff_f = _masked_mean(sim, keep)[..., 0]
+  # No block passes the response test (a flat reference): MATLAB's mean over the
+  # empty selection is NaN, and so is SFF.
+  sff_f = jnp.where(jnp.any(strong, axis=-1), _masked_mean(sim, strong)[..., 0], jnp.nan)
 
   # Luminance term on the block means.
   dm, mr, md, med = _sorted_with_median(jnp.abs(mr - md), mr, md)
@@ -153,10 +154,10 @@ def sff_parts(x: jnp.ndarray, y: jnp.ndarray,
 def sff_core(x: jnp.ndarray, y: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
   """SFF of prepared RGB pairs (N, H, W, 3) 0..255, x = Ir, y = Id; w (k, 3 p^2) -> (N,).
 
-  Data-dependent block selections are boolean masks (fixed shapes, jit-able). Guards
-  (MATLAB gives NaN): if no block passes the response test (flat reference), the
-  feature term averages over the error-selected blocks instead; square roots at 0
-  use the double-where trick.
+  Data-dependent block selections are boolean masks (fixed shapes, jit-able). If no
+  block passes the response test (a flat reference, e.g. black vs white), the result
+  is NaN, as MATLAB's mean over an empty selection; square roots at 0 use the
+  double-where trick.
   """
   sff_m, sff_f = sff_parts(x, y, w)
   return LAMBDA * sff_m + (1 - LAMBDA) * sff_f
@@ -172,8 +173,12 @@ def sff(reference, distorted, *, w=None) -> jnp.ndarray:
     w: feature detector: None (the project-learned W, see the module docstring), a
       path to the authors' W.mat or a .npy, or a (8, 192) array.
 
+  MATLAB input: SFF.m gets RGB doubles 0..255 (double() of the uint8 `imread` images,
+  unrounded, no colour conversion: the 8 x 8 x 3 RGB patches are projected on W).
+  uint8 input is taken as is; float input in [0, 1] is scaled by 255.
+
   Returns:
-    (N,) scores.
+    (N,) scores; NaN where the reference is flat (no block passes the response test).
   """
   x, y = _inputs.prepare_pair(reference, distorted, "sff", channels=(1, 3),
                               min_size=17)

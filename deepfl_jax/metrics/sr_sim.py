@@ -29,8 +29,9 @@ def saliency(y: jnp.ndarray, gauss_size: int = 10) -> jnp.ndarray:
 
   exp(R + i P) with R = ln|Z| - box3(ln|Z|) and P = angle(Z) equals Z exp(-box3(ln|Z|)),
   which needs neither `angle` nor a division (both have NaN gradients at Z = 0).
-  Guards (MATLAB gives NaN for flat images): |Z|^2 is floored at 1e-12 inside the log,
-  and mat2gray of a constant map returns ones (uniform saliency).
+  Guards: |Z|^2 is floored at 1e-12 inside the log (MATLAB: ln 0 = -inf, then NaN, for
+  flat images), and mat2gray of a constant map returns ones; `sr_sim_core` returns NaN
+  for such images (`saliency_valid`), as MATLAB does.
   """
   h, w = y.shape[-2:]
   small = resize.imresize(y, scale=SCALE)
@@ -49,9 +50,20 @@ def saliency(y: jnp.ndarray, gauss_size: int = 10) -> jnp.ndarray:
   return resize.imresize(s, size=(h, w))
 
 
+def saliency_valid(y: jnp.ndarray) -> jnp.ndarray:
+  """(..., h, w) 0..255 -> (...) bool: False where SR_SIM.m's saliency is NaN.
+
+  A constant image (at the 0.25 scale) has a single non-zero spectral bin, so MATLAB
+  takes ln 0 = -inf in every other bin and -inf - (-inf) = NaN in the residual.
+  """
+  small = resize.imresize(y, scale=SCALE)
+  return jnp.max(small, axis=(-2, -1)) - jnp.min(small, axis=(-2, -1)) > 0
+
+
 @functools.partial(jax.jit, static_argnames=("gauss_size",))
 def sr_sim_core(x: jnp.ndarray, y: jnp.ndarray, gauss_size: int = 10) -> jnp.ndarray:
-  """SR-SIM of prepared pairs (N, H, W, C) on 0..255, C = 1 or 3 -> (N,)."""
+  """SR-SIM of prepared pairs (N, H, W, C) on 0..255, C = 1 or 3 -> (N,); NaN where
+  either image is constant (MATLAB's NaN, see `saliency_valid`)."""
   y1, y2 = _inputs.to_grey(x, "luma"), _inputs.to_grey(y, "luma")
   f = matlab.downsample_factor(y1.shape[-2], y1.shape[-1])
   y1, y2 = filters.avg_subsample(y1, f, "B"), filters.avg_subsample(y2, f, "B")
@@ -61,7 +73,8 @@ def sr_sim_core(x: jnp.ndarray, y: jnp.ndarray, gauss_size: int = 10) -> jnp.nda
   sim_s = (2 * s1 * s2 + C_SALIENCY) / (s1 ** 2 + s2 ** 2 + C_SALIENCY)
   sim_g = similarity.similarity_sq(g1, g2, C_GRADIENT)
   weight = jnp.maximum(s1, s2)
-  return similarity.weighted_mean(sim_s * jnp.sqrt(sim_g), weight, fallback=1.0)
+  score = similarity.weighted_mean(sim_s * jnp.sqrt(sim_g), weight, fallback=1.0)
+  return jnp.where(saliency_valid(y1) & saliency_valid(y2), score, jnp.nan)
 
 
 def sr_sim(reference, distorted, *, gauss_size: int = 10) -> jnp.ndarray:
@@ -69,13 +82,17 @@ def sr_sim(reference, distorted, *, gauss_size: int = 10) -> jnp.ndarray:
 
   Args:
     reference, distorted: float in [0, 1] or uint8, (N, H, W, 3) RGB or (N, H, W, 1)
-      grey, or a single (H, W, C) image. RGB uses the YIQ luma. The shorter side must
-      give at least 10 samples after F-rule downsampling and the 0.25 resize.
+      grey, or a single (H, W, C) image. The shorter side must give at least 10
+      samples after F-rule downsampling and the 0.25 resize.
     gauss_size: size of the saliency Gaussian (sigma 3.8); MATLAB's default 10 (an even
       kernel with MATLAB's asymmetric window). 9 reproduces piq's alternative numbers.
 
+  MATLAB input: SR_SIM.m gets the uint8 RGB images of `imread`, converts them with
+  double() (0..255) and takes Y = 0.299 R + 0.587 G + 0.114 B on the doubles,
+  unrounded; grey images are used as they are. We do the same ("luma").
+
   Returns:
-    (N,) scores in (0, 1].
+    (N,) scores in (0, 1]; NaN where either image is constant (MATLAB's NaN).
   """
   x, y = _inputs.prepare_pair(reference, distorted, "sr_sim", channels=(1, 3),
                               min_size=40)

@@ -113,13 +113,13 @@ def _ms_ssim_grey(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
 
 
 def ssim_core(x: jnp.ndarray, y: jnp.ndarray, *,
-              color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+              color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """SSIM on prepared (N, H, W, C) 0..255 images (no validation) -> (N,)."""
   return _inputs.grey_metric(_ssim_grey, x, y, color_mode)
 
 
 def ms_ssim_core(x: jnp.ndarray, y: jnp.ndarray, *,
-                 color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+                 color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """MS-SSIM on prepared (N, H, W, C) 0..255 images (no validation) -> (N,)."""
   return _inputs.grey_metric(_ms_ssim_grey, x, y, color_mode)
 
@@ -130,14 +130,20 @@ _ssim_grey_jit = jax.jit(_ssim_grey)
 _ms_ssim_grey_jit = jax.jit(_ms_ssim_grey)
 
 
-def ssim(reference, distorted, *, color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+def ssim(reference, distorted, *, color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """SSIM (Wang et al. 2004) as ssim.m v1.0 with automatic downsampling (2009).
 
   Args:
     reference, distorted: (N, H, W, C) or (H, W, C), C = 1 or 3, float in [0, 1] or
       uint8; at least 11 pixels on the shorter side. Symmetric in its arguments.
-    color_mode: "luma" (Y = 0.299 R + 0.587 G + 0.114 B), "rgb2gray", "rgb2gray_uint8"
-      or "per_channel" (mean of the R, G, B scores; MATLAB's 0.7820 on TID2013 I01).
+    color_mode: "rgb2gray_uint8" (default), "rgb2gray", "luma" (Y = 0.299 R + 0.587 G
+      + 0.114 B, unrounded) or "per_channel" (mean of the R, G, B scores; MATLAB's
+      0.7820 on TID2013 I01); see `_inputs.to_grey`.
+
+  MATLAB input: ssim.m works on grey doubles 0..255; run on RGB files it sees
+  double(rgb2gray(imread(f))), and MATLAB's rgb2gray of a uint8 image is uint8
+  (rounded half away from zero). The default "rgb2gray_uint8" does exactly that;
+  grey input is used as is.
 
   Returns:
     (N,) SSIM, higher is better (<= 1, 1 for identical images; may be negative).
@@ -148,13 +154,15 @@ def ssim(reference, distorted, *, color_mode: _inputs.ColorMode = "luma") -> jnp
 
 
 def ms_ssim(reference, distorted, *,
-            color_mode: _inputs.ColorMode = "luma") -> jnp.ndarray:
+            color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """MS-SSIM (Wang, Simoncelli, Bovik 2003) as msssim.m, 'product' method.
 
   Args:
     reference, distorted: as `ssim`, at least 176 pixels on the shorter side (msssim.m
       rejects smaller images). Symmetric.
     color_mode: as `ssim`.
+
+  MATLAB input: as `ssim` (msssim.m on double(rgb2gray(imread(f))), uint8-rounded).
 
   Returns:
     (N,) MS-SSIM, higher is better (1 for identical images). A negative mean cs (or

@@ -93,12 +93,13 @@ def _mat2gray(a: jnp.ndarray, fill: float) -> jnp.ndarray:
   return jnp.where(ok, jnp.clip((a - lo) / jnp.where(ok, span, 1.0), 0.0, 1.0), fill)
 
 
-def sdsp(x: jnp.ndarray) -> jnp.ndarray:
+def sdsp(x: jnp.ndarray, *, with_validity: bool = False):
   """SDSP saliency with VSI's parameters: (N, H, W, 3) RGB 0..255 -> (N, H, W) in [0, 1].
 
-  Guards (MATLAB: NaN for flat colour images): a constant a* or b* channel normalises
-  to 0 instead of 0/0 (so the warm-colour prior, and the map, are 0), and mat2gray of
-  a constant map gives 0.
+  Where MATLAB divides 0 by 0 (a constant a* or b* channel at 256 x 256, e.g. a flat
+  colour image, or a constant saliency map in mat2gray) the map here is 0 instead;
+  with `with_validity` also returns (N,) bool, False for those images, whose MATLAB
+  saliency (and VSI) is NaN.
   """
   h, w = x.shape[1:3]
   s = SDSP_SIZE
@@ -111,20 +112,28 @@ def sdsp(x: jnp.ndarray) -> jnp.ndarray:
   ab = _mat2gray(lab[:, 1:], 0.0)
   sc = 1.0 - jnp.exp(-jnp.sum(ab * ab, axis=1) / SIGMA_C ** 2)
   vs = sf * jnp.asarray(_centre_prior(s, s), x.dtype) * sc
-  return _mat2gray(resize.imresize(vs, size=(h, w), method="bilinear"), 0.0)
+  vs = resize.imresize(vs, size=(h, w), method="bilinear")
+  out = _mat2gray(vs, 0.0)
+  if not with_validity:
+    return out
+  ab_span = jnp.max(lab[:, 1:], axis=(-2, -1)) - jnp.min(lab[:, 1:], axis=(-2, -1))
+  vs_span = jnp.max(vs, axis=(-2, -1)) - jnp.min(vs, axis=(-2, -1))
+  return out, jnp.all(ab_span > 0, axis=-1) & (vs_span > 0)
 
 
 @jax.jit
 def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """VSI of prepared pairs (N, H, W, C) on 0..255, C = 1 (replicated) or 3 -> (N,).
 
-  Guard: where both saliency maps are 0 everywhere (flat images; MATLAB 0/0), the
-  similarity map is averaged with uniform weights instead.
+  Degenerate input (spec section 13): NaN where either image's SDSP saliency is 0/0 in
+  MATLAB (constant a* or b* after the 256 x 256 resize, e.g. any flat image, or a
+  constant saliency map), as MATLAB returns; Stage 1 masks non-finite targets.
   """
   x, y = _inputs.rgb(x), _inputs.rgb(y)
   n, h, w, _ = x.shape
   both = jnp.concatenate([x, y])
-  vs = sdsp(both)[..., None]
+  vs, valid = sdsp(both, with_validity=True)
+  vs = vs[..., None]
   f = matlab.downsample_factor(h, w)
   maps = jnp.concatenate([color.apply_matrix(both, LMN), vs], axis=-1)
   maps = filters.avg_subsample(jnp.moveaxis(maps, -1, 1), f, "B")  # (2N, 4, h, w)
@@ -137,7 +146,7 @@ def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   s_c = gradient.real_pow(s_c, LAMBDA)  # MATLAB's complex power, real part
   weight = jnp.maximum(vs[:n], vs[n:])
   sim = s_g ** ALPHA * s_vs * s_c
-  return similarity.weighted_mean(sim, weight)
+  return jnp.where(valid[:n] & valid[n:], similarity.weighted_mean(sim, weight), jnp.nan)
 
 
 def vsi(reference, distorted) -> jnp.ndarray:
@@ -147,8 +156,13 @@ def vsi(reference, distorted) -> jnp.ndarray:
     reference, distorted: float in [0, 1] or uint8, (N, H, W, 3) RGB or (N, H, W, 1)
       grey (replicated to RGB), or a single (H, W, C) image. Symmetric.
 
+  MATLAB input: VSI.m gets the uint8 RGB images of `imread` and works on double()
+  (0..255, no rescaling, no rounding): LMN and SDSP's CIELAB come from those doubles.
+  uint8 input is taken as is; float input in [0, 1] is scaled by 255.
+
   Returns:
-    (N,) scores in (0, 1]; 1 for identical images.
+    (N,) scores in (0, 1]; 1 for identical images; NaN where MATLAB's saliency is 0/0
+    (flat images, see `vsi_core`).
   """
   x, y = _inputs.prepare_pair(reference, distorted, "vsi", channels=(1, 3), min_size=8)
   return vsi_core(x, y)

@@ -52,7 +52,9 @@ def std2(x: jnp.ndarray) -> jnp.ndarray:
   The square root of the variance has gradient 0 (not inf/NaN) where the variance is
   0 (constant maps; double-`where`, as gradient.safe_sqrt, inlined: no import cycle).
   """
-  var = jnp.var(x, axis=(-2, -1), ddof=1)
+  # Centred on one sample first (the variance is shift-invariant): a constant map
+  # then gives exactly 0, where sum * (1/n) can leave an ulp of residue.
+  var = jnp.var(x - x[..., :1, :1], axis=(-2, -1), ddof=1)
   pos = var > 0
   return jnp.where(pos, jnp.sqrt(jnp.where(pos, var, 1.0)), 0.0)
 

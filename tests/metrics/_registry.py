@@ -5,7 +5,7 @@ METRICS = {
     "ssim": ("ssim", True), "ms_ssim": ("ssim", True), "iw_ssim": ("iw_ssim", True),
     "mdsi": ("mdsi", False), "vsi": ("vsi", True), "fsimc": ("fsim", True),
     "fsim": ("fsim", True), "gmsd": ("gmsd", False), "sff": ("sff", True),
-    "scqi": ("scqi", True), "add_gsim": ("add_gsim", True), "sr_sim": ("sr_sim", True),
+    "scqi_proxy": ("scqi", True), "add_gsim_proxy": ("add_gsim", True), "sr_sim": ("sr_sim", True),
     "psnr": ("psnr", True),
 }
 
