@@ -30,7 +30,10 @@ def stage1_config() -> ml_collections.ConfigDict:
   c.types = ()                  # restrict the distortion types (() = all 25)
   c.group_size = 4
   c.calibration_steps = 20      # batches for the histogram-equalisation CDFs
-  c.score_file = ""             # kadis700k_friqa.csv: take the CDFs from it instead
+  c.equalizer = "own"           # CDFs fitted on our own scores of the stream's data;
+                                # "published": score_file's CDFs for MATLAB-parity metrics
+  c.score_file = ""             # kadis700k_friqa.csv (equalizer "published")
+  c.published_metrics = ()      # () = all of metrics.MATLAB_PARITY (never the proxies/SFF)
   return c
 
 

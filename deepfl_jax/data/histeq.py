@@ -19,20 +19,28 @@ Fit it once on a calibration sample (`fit`, e.g. raw scores from
 `synthesis.calibrate`) or from a KADIS-700k FR-score file (`from_score_file`), store it
 with the run (`save` / `load`: .json or .npz), and apply it anywhere, inside jit, with
 `equalize`.
+
+Which CDFs Stage 1 uses (`choose`): by default every metric's CDF is fitted on OUR
+scores of the data the training stream draws from, so each target is uniform on
+[0, 1] whatever the metric's scale. The published KADIS-700k CDFs map our scores to
+uniform targets only where our metric reproduces the original's scale; for SC-QI and
+ADD-GSIM (reconstructions) and SFF (our own W) they give skewed targets that clamp at
+0 or 1. They are therefore used only on explicit request ("published") and only for
+metrics with MATLAB parity (`metrics.MATLAB_PARITY`).
 """
 from __future__ import annotations
 
 import csv
 import json
 import pathlib
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from deepfl_jax.metrics.fused import HIGHER_IS_BETTER, METRIC_NAMES
+from deepfl_jax.metrics.fused import HIGHER_IS_BETTER, MATLAB_PARITY, METRIC_NAMES
 
 FORMAT = "deepfl_jax.histeq/1"
 DEFAULT_KNOTS = 2049
@@ -167,6 +175,83 @@ def from_score_file(path, *, num_knots: int = DEFAULT_KNOTS) -> Equalizer:
   """Equaliser taken from the KADIS-700k FR-score file (the paper's targets: the ECDF
   over all of KADIS's distorted images)."""
   return fit(read_score_file(path), num_knots=num_knots)
+
+
+def replace_metrics(eq: Equalizer, other: Equalizer, names: Sequence[str]) -> Equalizer:
+  """`eq` with the CDFs of the metrics `names` taken from `other` (same metric set)."""
+  if tuple(eq.names) != tuple(other.names):
+    raise ValueError(f"equalisers cover different metrics: {eq.names} vs {other.names}")
+  unknown = [n for n in names if n not in eq.names]
+  if unknown:
+    raise ValueError(f"unknown metrics {unknown}; choose from {eq.names}")
+  values, cdf = np.asarray(eq.values, np.float64), np.asarray(eq.cdf, np.float64)
+  o_values, o_cdf = np.asarray(other.values, np.float64), np.asarray(other.cdf, np.float64)
+  rows_v, rows_c, counts = [], [], list(eq.num_samples or (0,) * len(eq.names))
+  for j, n in enumerate(eq.names):
+    src_v, src_c = (o_values, o_cdf) if n in names else (values, cdf)
+    rows_v.append(src_v[j])
+    rows_c.append(src_c[j])
+    if n in names and other.num_samples:
+      counts[j] = other.num_samples[j]
+  return Equalizer(values=jnp.asarray(_pad(rows_v)), cdf=jnp.asarray(_pad(rows_c)),
+                   higher_is_better=eq.higher_is_better, names=eq.names,
+                   num_samples=tuple(counts))
+
+
+EQUALIZER_SOURCES = ("own", "published")
+
+
+def choose(own: Callable[[], Equalizer], *, source: str = "own", score_file: str = "",
+           published_metrics: Sequence[str] = ()) -> Equalizer:
+  """The Stage 1 equaliser (config.stage1.equalizer, score_file, published_metrics).
+
+  Args:
+    own: fits the equaliser on our own scores of the training stream's data
+      (`synthesis.calibrate`); always called.
+    source: "own" (default): every metric's CDF from `own()`. "published": the CDFs
+      of `published_metrics` are taken from the KADIS-700k score file instead.
+    score_file: kadis700k_friqa.csv (needed for "published").
+    published_metrics: metrics that take the published CDF; () = all of
+      `MATLAB_PARITY`. Metrics outside MATLAB_PARITY are refused: their scale is not
+      the original's, so the published CDF would not make their targets uniform.
+  """
+  if source not in EQUALIZER_SOURCES:
+    raise ValueError(f"config.stage1.equalizer: unknown source {source!r}; choose from "
+                     f"{EQUALIZER_SOURCES}")
+  names = tuple(published_metrics) or MATLAB_PARITY
+  if source == "published":
+    if not score_file:
+      raise ValueError("config.stage1.equalizer='published' needs "
+                       "config.stage1.score_file (kadis700k_friqa.csv)")
+    bad = [n for n in names if n not in MATLAB_PARITY]
+    if bad:
+      raise ValueError(f"config.stage1.published_metrics: {bad} do not reproduce the "
+                       "original MATLAB scale (reconstructions or our own SFF W), so "
+                       "the published CDF would not equalise them; allowed: "
+                       f"{MATLAB_PARITY}")
+  eq = own()
+  if source == "own":
+    return eq
+  return replace_metrics(eq, from_score_file(score_file, num_knots=eq.values.shape[1]),
+                         names)
+
+
+def ks_uniform(u) -> np.ndarray:
+  """Kolmogorov-Smirnov statistic of each column of (n, M) values against U(0, 1)
+  (NaN ignored): sup |F_n(t) - t|. For n uniform samples it stays below about
+  1.36 / sqrt(n) with probability 0.95."""
+  u = np.asarray(u, np.float64)
+  u = u[:, None] if u.ndim == 1 else u
+  out = []
+  for col in u.T:
+    v = np.sort(col[np.isfinite(col)])
+    n = v.size
+    if n == 0:
+      out.append(np.nan)
+      continue
+    i = np.arange(1, n + 1)
+    out.append(max(np.max(i / n - v), np.max(v - (i - 1) / n)))
+  return np.asarray(out)
 
 
 def equalize(eq: Equalizer, scores) -> jnp.ndarray:

@@ -93,15 +93,18 @@ def run_stage1(config, workdir: str):
   """Stage 1 from `config.stage1`, `config.model`, `config.train`, `config.optim`.
 
   Online synthesis (distortion + 11 FR labels on the device) from pristine images,
-  labels histogram-equalised by an equaliser fitted once on a calibration sample (or
-  taken from a KADIS score file) and stored in `workdir/stage1/equalizer.json`, so a
+  labels histogram-equalised by an equaliser fitted once on a calibration sample of
+  the same stream (config.stage1.equalizer "own", the default; "published" takes the
+  KADIS score file's CDFs for the MATLAB-parity metrics only, see `histeq.choose`) and
+  stored in `workdir/stage1/equalizer.json`, so a
   resumed run reuses it. Checkpoints, metrics.jsonl and TensorBoard summaries go to
   `workdir/stage1`.
 
   config.stage1 keys: source ("embedded" | "kadis700k"), photos / image_size
   (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
-  score_file (optional KADIS FR-score CSV).
+  equalizer ("own" | "published"), score_file (KADIS FR-score CSV, for "published"),
+  published_metrics (() = all of metrics.MATLAB_PARITY).
   config.model keys: width, blocks, input_scale ("unit" | "keras"), head_hidden /
   head_dropout (the multi-task head's layers; default the paper's MLSP stack),
   init_from (optional Keras .h5 or orbax folder with backbone weights).
@@ -134,11 +137,12 @@ def run_stage1(config, workdir: str):
   if os.path.exists(eq_path):
     equalizer = histeq.load(eq_path)
   else:
-    if c.get("score_file"):
-      equalizer = histeq.from_score_file(c.score_file)
-    else:
-      equalizer = synthesis.calibrate(source, config=syn,
-                                      num_steps=int(c.calibration_steps))
+    # Our own scores' CDFs by default; the published ones only on request (histeq.choose).
+    equalizer = histeq.choose(
+        lambda: synthesis.calibrate(source, config=syn,
+                                    num_steps=int(c.calibration_steps)),
+        source=c.get("equalizer", "own"), score_file=c.get("score_file", ""),
+        published_metrics=tuple(c.get("published_metrics", ())))
     if jax.process_index() == 0:
       histeq.save(equalizer, eq_path)
 

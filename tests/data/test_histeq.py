@@ -128,3 +128,63 @@ def test_bad_input():
   eq = histeq.fit(_sample(50))
   with pytest.raises(ValueError, match="columns"):
     histeq.equalize(eq, np.zeros((2, 3)))
+
+
+def _write_score_file(path, s):
+  header = ("dist_im,ref_im,SSIM,MS-SSIM,IW-SSIM,MDSI,VSI,FSIM,GMSD,SFF,SCQI,ADD-GSIM,"
+            "SR-SIM")
+  lines = [header] + [f"im{i:05d}_gblur_01.bmp,im{i:05d}.png,"
+                      + ",".join(repr(float(x)) for x in r) for i, r in enumerate(s)]
+  path.write_text("\n".join(lines) + "\n")
+  return path
+
+
+# Stated bounds: on the calibration sample itself (mid-rank ECDF, no ties) the KS
+# statistic is about 1 / n; on a fresh sample equalised with the calibration CDF it is
+# a two-sample statistic, whose 1% critical value is 1.63 sqrt(2 / n).
+def test_own_equaliser_makes_every_target_uniform(tmp_path):
+  """Issue 11 item 2: the default equaliser (fitted on our own scores) gives uniform
+  targets for every metric, on the calibration sample (KS <= 2 / n) and on a fresh
+  sample of the same distribution (KS <= 1.63 sqrt(2 / n), the two-sample 1% critical
+  value).
+  The published CDFs of metrics on another scale (a proxy scored higher, say) do not:
+  their targets pile up at the ends (KS > 0.25)."""
+  n = 3000
+  ours, fresh = _sample(n, seed=1), _sample(n, seed=2)
+  eq = histeq.choose(lambda: histeq.fit(ours))
+  ks_calib = histeq.ks_uniform(np.asarray(histeq.equalize(eq, ours)))
+  assert np.all(ks_calib <= 2.0 / n), ks_calib
+  ks_fresh = histeq.ks_uniform(np.asarray(histeq.equalize(eq, fresh)))
+  assert np.all(ks_fresh <= 1.63 * np.sqrt(2 / n)), ks_fresh
+  # A published file whose scqi_proxy/add_gsim_proxy/sff columns are on another
+  # scale: those CDFs are wrong for our scores (and may not be requested) ...
+  published = ours.copy()
+  j = [METRIC_NAMES.index(m) for m in ("sff", "scqi_proxy", "add_gsim_proxy")]
+  published[:, j] = 0.5 * published[:, j] + 0.5          # compressed towards 1
+  path = _write_score_file(tmp_path / "kadis700k_friqa.csv", published)
+  wrong = histeq.equalize(histeq.from_score_file(path), fresh)
+  assert np.all(histeq.ks_uniform(np.asarray(wrong))[j] > 0.25)
+  with pytest.raises(ValueError, match="MATLAB"):
+    histeq.choose(lambda: eq, source="published", score_file=str(path),
+                  published_metrics=("ssim", "scqi_proxy"))
+  # ... while "published" with the default metric set keeps our CDFs for them and
+  # takes the file's for the MATLAB-parity metrics (equal to ours here: same data).
+  mixed = histeq.choose(lambda: histeq.fit(fresh), source="published",
+                        score_file=str(path))
+  u = np.asarray(histeq.equalize(mixed, fresh))
+  assert np.all(histeq.ks_uniform(u) <= 1.63 * np.sqrt(2 / n))
+  own_rows = np.asarray(histeq.fit(fresh).values)
+  for k, m in enumerate(METRIC_NAMES):
+    from_file = np.asarray(histeq.from_score_file(path).values)[k]
+    want = from_file if m in histeq.MATLAB_PARITY else own_rows[k]
+    np.testing.assert_array_equal(np.asarray(mixed.values)[k][:want.size], want)
+
+
+def test_choose_errors():
+  eq = histeq.fit(_sample(50))
+  with pytest.raises(ValueError, match="score_file"):
+    histeq.choose(lambda: eq, source="published")
+  with pytest.raises(ValueError, match="unknown source"):
+    histeq.choose(lambda: eq, source="kadis")
+  assert histeq.ks_uniform(np.linspace(0, 1, 101))[0] < 0.011
+  assert histeq.ks_uniform(np.full(50, 0.9))[0] == pytest.approx(0.9)
