@@ -36,5 +36,12 @@ def stage3(config, workdir):
   return results
 
 
-STAGES = {"fr_metrics": fr_metrics, "stage1": stage1, "stage2": stage2,
-          "stage3": stage3}
+def compare_labels(config, workdir):
+  """Our 11 FR scores against the published KADIS-700k score file (per metric and
+  type: SROCC, PLCC, mean absolute difference), before spending GPU days on Stage 1."""
+  from deepfl_jax import label_agreement
+  return label_agreement.run(config, workdir)
+
+
+STAGES = {"fr_metrics": fr_metrics, "compare_labels": compare_labels,
+          "stage1": stage1, "stage2": stage2, "stage3": stage3}

@@ -144,11 +144,13 @@ def fit(scores, *, names: Sequence[str] = METRIC_NAMES,
                    num_samples=counts)
 
 
-def read_score_file(path) -> np.ndarray:
-  """The 11 score columns of KADIS-700k's `kadis700k_friqa.csv` as (n, 11) float64
-  (columns dist_im, ref_im, then SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIM, GMSD, SFF,
-  SCQI, ADD-GSIM, SR-SIM, read by position; empty or unparsable cells -> NaN)."""
-  rows = []
+def read_score_table(path) -> tuple[list[str], list[str], np.ndarray]:
+  """KADIS-700k's `kadis700k_friqa.csv`: (dist_im names, ref_im names, (n, 11) float64
+  scores). Columns dist_im, ref_im, then SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIM, GMSD,
+  SFF, SCQI, ADD-GSIM, SR-SIM, read by position (the file's SCQI and ADD-GSIM are the
+  authors' values; ours are `scqi_proxy`, `add_gsim_proxy`); empty or unparsable
+  cells -> NaN."""
+  rows, dist, ref = [], [], []
   with open(path, newline="", encoding="utf-8-sig") as f:
     reader = csv.reader(f)
     header = next(reader, None)
@@ -168,7 +170,15 @@ def read_score_file(path) -> np.ndarray:
         except ValueError:
           vals.append(np.nan)
       rows.append(vals)
-  return np.asarray(rows, np.float64).reshape(-1, len(METRIC_NAMES))
+      dist.append(r[0].strip())
+      ref.append(r[1].strip())
+  return dist, ref, np.asarray(rows, np.float64).reshape(-1, len(METRIC_NAMES))
+
+
+def read_score_file(path) -> np.ndarray:
+  """The 11 score columns of `kadis700k_friqa.csv` as (n, 11) float64 (see
+  `read_score_table`)."""
+  return read_score_table(path)[2]
 
 
 def from_score_file(path, *, num_knots: int = DEFAULT_KNOTS) -> Equalizer:

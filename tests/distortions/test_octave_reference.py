@@ -3,8 +3,14 @@
 Each type runs mapmm -> type -> mapmm on the reference input at all five levels and is
 compared with the 16-bit reference PNG. Stochastic types replay the recorded draws
 (motion angles, shift directions, noise fields, patch and block positions/colours).
-The issue asks for PSNR >= 40 dB (JPEG >= 35 dB); the port is exact to PNG
-quantisation (~107 dB), so a second bound (70 dB) catches real regressions.
+
+Bound: max |ours - Octave| <= 5e-5 at every type and level (the PNG's 16-bit step is
+1.5e-5, so half a step of quantisation plus float32 rounding is about 8e-6). Measured
+(crop and full, float32, CPU): 7.2e-8 to 2.7e-5, largest for colour saturation 2 at
+level 5 (2.7e-5: rgb2lab/lab2rgb round trip) and jitter (2.1e-5: bicubic warp). No
+type needs a looser bound, type 24 (high sharpen, "approximate" in the manifest)
+included (9.5e-6). JPEG 2000 (type 9), colour quantisation (6) and denoise (15) have
+no Octave reference; type 9 is checked against OpenJPEG in test_compression.py.
 """
 from __future__ import annotations
 
@@ -19,12 +25,11 @@ from deepfl_jax.distortions._common import mapmm
 REFERENCED = [1, 2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23,
               24, 25]
 FULL = [10, 20, 21, 22, 23]
-EXACT_DB = 70.0
+MAX_ABS_DIFF = 5e-5
 
 
-def psnr(a, b) -> float:
-  mse = float(np.mean((np.asarray(a, np.float64) - b) ** 2))
-  return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+def max_abs_diff(a, b) -> float:
+  return float(np.max(np.abs(np.asarray(a, np.float64) - b)))
 
 
 def _replay(t: int, ref, kind: str):
@@ -70,12 +75,11 @@ def _run_levels(t: int, ref, kind: str):
 
 def _check(t, ref, kind):
   outs = _run_levels(t, ref, kind)
-  scores = [psnr(o, ref.output(kind, t, lv + 1)) for lv, o in enumerate(outs)]
-  floor = 35.0 if t == 10 else 40.0
-  assert min(scores) >= floor, (t, kind, scores)
-  if t not in (10, 24):
-    assert min(scores) >= EXACT_DB, (t, kind, scores)
-  return scores
+  diffs = [max_abs_diff(o, ref.output(kind, t, lv + 1)) for lv, o in enumerate(outs)]
+  for lv, d in enumerate(diffs):
+    assert d <= MAX_ABS_DIFF, (f"type {t} level {lv + 1} ({kind}): max |diff| {d:.3g} "
+                               f"> {MAX_ABS_DIFF}", diffs)
+  return diffs
 
 
 @pytest.mark.parametrize("t", REFERENCED)
