@@ -28,7 +28,7 @@ def test_matlab_golden_tid2013_and_port_crosscheck_correct_roles(golden, x64):
   v = iw_ssim(golden["i01_01_5"], golden["I01"], color_mode="luma")
   np.testing.assert_allclose(v, [0.946804801436296], rtol=0, atol=1e-8)
   # NumPy-port cross-check (spec 16, NOT a MATLAB golden): the correct roles.
-  correct = iw_ssim(golden["I01"], golden["i01_01_5"])
+  correct = iw_ssim(golden["I01"], golden["i01_01_5"], color_mode="luma")
   np.testing.assert_allclose(correct, [0.946239578523], rtol=0, atol=1e-6)
 
 
