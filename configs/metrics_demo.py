@@ -16,7 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.size = (384, 512)               # KADID-10k's H x W
   config.noise_std = (0.01, 0.03, 0.06, 0.1, 0.15)
   config.blur_sigma = (0.5, 1.0, 2.0, 3.0, 5.0)
-  config.color_mode = "rgb2gray_uint8"   # grey conversion of SSIM, MS-SSIM, IW-SSIM, GMSD (MATLAB's)
+  config.color_mode = "rgb2gray_uint8"   # grey of SSIM, MS-SSIM, IW-SSIM, GMSD (MATLAB's)
   config.batch_size = 4
   config.seed = 0
   return config

@@ -45,7 +45,8 @@ MIN_SIZE = 176
 
 @functools.partial(jax.jit, static_argnames=("color_mode",))
 def fr_scores_core(x: jnp.ndarray, y: jnp.ndarray, sff_w: jnp.ndarray,
-                   color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> dict[str, jnp.ndarray]:
+                   color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE
+                   ) -> dict[str, jnp.ndarray]:
   """The 11 scores of prepared (N, H, W, 3) 0..255 pairs (no validation).
 
   Note: as a jit output the dict comes back with sorted keys; `fr_scores` restores

@@ -40,7 +40,8 @@ def gmsd_core(x: jnp.ndarray, y: jnp.ndarray, *,
 _gmsd_grey_jit = jax.jit(_gmsd_grey)
 
 
-def gmsd(reference, distorted, *, color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
+def gmsd(reference, distorted, *,
+         color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """GMSD as GMSD.m (Y1 = reference, Y2 = distorted; symmetric in effect).
 
   Args:

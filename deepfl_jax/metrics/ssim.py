@@ -130,7 +130,8 @@ _ssim_grey_jit = jax.jit(_ssim_grey)
 _ms_ssim_grey_jit = jax.jit(_ms_ssim_grey)
 
 
-def ssim(reference, distorted, *, color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
+def ssim(reference, distorted, *,
+         color_mode: _inputs.ColorMode = _inputs.DEFAULT_COLOR_MODE) -> jnp.ndarray:
   """SSIM (Wang et al. 2004) as ssim.m v1.0 with automatic downsampling (2009).
 
   Args:

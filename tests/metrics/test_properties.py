@@ -1,6 +1,7 @@
 """Properties every metric must have, on real photographs (skimage.data, shipped with
 scikit-image): best score for identical inputs, monotone worsening under growing noise
-and blur, MATLAB's NaN (or a finite value) on flat images, finite gradients, jit == eager, batch == per image.
+and blur, MATLAB's NaN (or a finite value) on flat images, finite gradients,
+jit == eager, batch == per image.
 """
 import functools
 

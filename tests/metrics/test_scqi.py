@@ -120,7 +120,8 @@ def test_contrast_sensitivity_feature():
   np.testing.assert_allclose(np.mean(lo ** 2), np.mean(hi ** 2), rtol=1e-6)
   ref = np.clip(base + 0.02 * np.random.default_rng(0).normal(size=base.shape), 0, 1)
   d_lo, d_hi = np.clip(ref + lo, 0, 1), np.clip(ref + hi, 0, 1)
-  s = lambda d, csf: float(scqi.scqi_proxy(ref.astype(np.float32), d.astype(np.float32), csf=csf)[0])
+  s = lambda d, csf: float(
+      scqi.scqi_proxy(ref.astype(np.float32), d.astype(np.float32), csf=csf)[0])
   # With the CSF the high-frequency grating (weight 1.29) is penalised more than with
   # flat weights, the low-frequency one (weight 0.53 at this geometry) less.
   assert s(d_hi, True) < s(d_hi, False)
