@@ -66,3 +66,9 @@ def test_too_small_images_are_rejected():
   tiny = np.zeros((3, 8, 1), np.float32)
   with pytest.raises(ValueError, match="too small"):
     gmsd(tiny, tiny)
+
+
+def test_identical_images_give_exactly_zero():
+  x = np.random.default_rng(1).random((2, 176, 203, 3)).astype(np.float32)
+  assert np.all(np.asarray(gmsd(x, x)) == 0.0)
+  assert np.all(np.asarray(gmsd(x[..., :1] * 0 + 0.5, x[..., :1] * 0 + 0.5)) == 0.0)

@@ -75,3 +75,12 @@ def test_vmap_matches_batch():
   y = np.clip(x + rng.normal(0, 20, x.shape), 0, 255).astype(np.uint8)
   mapped = jax.vmap(lambda a, b: mdsi(a, b)[0])(x, y)
   np.testing.assert_allclose(mapped, mdsi(x, y), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(176, 176), (177, 203), (96, 128)])
+def test_identical_images_give_exactly_zero(size):
+  """Issue 11: MDSI of identical images was 0.0156 = (2^-24)^(1/4) at 176x176 in
+  float32 (an ulp of the mean, through the fourth root); it must be exactly 0."""
+  x = np.random.default_rng(1).random((2, *size, 3)).astype(np.float32)
+  for comb in ("sum", "mult"):
+    assert np.all(np.asarray(mdsi(x, x, combination=comb)) == 0.0), (size, comb)
