@@ -91,9 +91,9 @@ def test_ms_ssim_is_msssim_m_step_by_step(tid_pairs, x64, name):
   equals a literal transcription of Wang's msssim.m on MATLAB's rgb2gray(uint8) images
   to 1e-12. (Checked while investigating a reported 0.4-0.5% gap to a MATLAB value on
   such pairs: no mcs is negative there, every pyramid size of 384x512 is even so the
-  mirror boundary never acts, and the 9/7 low-pass of MeTriX MuX's variant moves these
-  pairs by -0.24% and +1.7%, the unrounded luma by <= 0.06%: none of these steps
-  explains the gap, see experiments/RESULTS.md.)"""
+  mirror boundary never acts; the 9/7 low-pass of MeTriX MuX's variant, the unrounded
+  luma, SSIM instead of cs at every level and separately pooled c and s move these
+  pairs by other amounts: none explains the gap, see experiments/RESULTS.md.)"""
   ref, dist = {n: (r, d) for n, r, d in tid_pairs}[name]
   grey = lambda u: np.floor(u.astype(np.float64) @ color.RGB2GRAY + 0.5)
   want = _msssim_m(grey(ref), grey(dist))
