@@ -5,7 +5,6 @@ photographs. Writes `fr_metrics.json` and `fr_metrics.md` to the work directory.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -14,6 +13,7 @@ import numpy as np
 import scipy.ndimage
 import scipy.stats
 
+from deepfl_jax import atomic
 from deepfl_jax.data import mini_kadid
 from deepfl_jax.metrics import fused
 
@@ -79,8 +79,10 @@ def run(config, workdir: str) -> dict:
              f"{jax.devices()[0].platform}.")
   print(table)
   print(summary)
-  with open(os.path.join(workdir, "fr_metrics.json"), "w") as f:
-    json.dump({"rows": rows, "srocc_with_severity": srocc, "summary": summary}, f, indent=1)
-  with open(os.path.join(workdir, "fr_metrics.md"), "w") as f:
-    f.write(table + "\n\n" + summary + "\n")
+  if atomic.is_writer():
+    atomic.write_json(os.path.join(workdir, "fr_metrics.json"),
+                      {"rows": rows, "srocc_with_severity": srocc, "summary": summary},
+                      indent=1)
+    atomic.write_text(os.path.join(workdir, "fr_metrics.md"),
+                      table + "\n\n" + summary + "\n")
   return {"rows": rows, "srocc_with_severity": srocc}

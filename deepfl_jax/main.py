@@ -17,6 +17,15 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Work directory for checkpoints 
                                "results (default: ./workdir/<config name>).")
 
 
+def _save_config(config, workdir: str) -> None:
+  """The config of this invocation as `<workdir>/config.json` (process 0, atomically:
+  a reader never sees half a file), so a work directory says what produced it."""
+  from deepfl_jax import atomic  # pylint: disable=import-outside-toplevel
+  if atomic.is_writer():
+    atomic.write_text(os.path.join(workdir, "config.json"),
+                      config.to_json_best_effort(indent=1, sort_keys=True) + "\n")
+
+
 def main(argv):
   del argv
   from deepfl_jax import stages  # Imported late: flags parse before JAX starts.
@@ -25,6 +34,7 @@ def main(argv):
     raise app.UsageError("--config=configs/<experiment>.py is required")
   workdir = _WORKDIR.value or os.path.join("workdir", config.get("name", "run"))
   os.makedirs(workdir, exist_ok=True)
+  _save_config(config, workdir)
   for stage in config.stages:
     if stage not in stages.STAGES:
       raise app.UsageError(f"config.stages: unknown stage {stage!r}; known: "

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepfl_jax import atomic
 from deepfl_jax.metrics.fused import HIGHER_IS_BETTER, MATLAB_PARITY, METRIC_NAMES
 
 FORMAT = "deepfl_jax.histeq/1"
@@ -309,17 +310,18 @@ def from_dict(d: Mapping) -> Equalizer:
 
 
 def save(eq: Equalizer, path) -> pathlib.Path:
-  """Writes the equaliser to `path` (.json, or .npz for a compact binary)."""
+  """Writes the equaliser to `path` (.json, or .npz for a compact binary), atomically:
+  a reader sees the previous file or the complete new one."""
   path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
   d = to_dict(eq)
   if path.suffix == ".npz":
-    np.savez(path, format=np.asarray(FORMAT), names=np.asarray(d["names"]),
-             higher_is_better=np.asarray(d["higher_is_better"], bool),
-             num_samples=np.asarray(d["num_samples"], np.int64),
-             values=np.asarray(eq.values, np.float64), cdf=np.asarray(eq.cdf, np.float64))
+    atomic.savez(path, format=np.asarray(FORMAT), names=np.asarray(d["names"]),
+                 higher_is_better=np.asarray(d["higher_is_better"], bool),
+                 num_samples=np.asarray(d["num_samples"], np.int64),
+                 values=np.asarray(eq.values, np.float64),
+                 cdf=np.asarray(eq.cdf, np.float64))
   elif path.suffix == ".json":
-    path.write_text(json.dumps(d))
+    atomic.write_json(path, d)
   else:
     raise ValueError(f"equaliser files end in .json or .npz, got {path.name!r}")
   return path

@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from deepfl_jax import atomic
 from deepfl_jax.data.pipeline import IqaSource, in_memory_source
 
 TABLE_PATH = pathlib.Path(__file__).with_name("kadid_type_level_dmos.csv")
@@ -137,9 +138,8 @@ def cache_dir(work_dir, config: dict) -> pathlib.Path:
 
 
 def _write_png(path: pathlib.Path, img: np.ndarray) -> None:
-  tmp = path.with_suffix(".tmp.png")
-  Image.fromarray(img).save(tmp, compress_level=1)
-  tmp.replace(path)
+  with atomic.replacing(path, ".png") as tmp:
+    Image.fromarray(img).save(tmp, compress_level=1)
 
 
 def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] | None
@@ -239,8 +239,8 @@ def load(work_dir, *, photos: Sequence[str] = PHOTOS,
   rows = _rows(config, table)
   if not done.exists():
     _generate(root, config, progress)
-    done.write_text(json.dumps({"config": config, "note": LABEL_NOTE,
-                                "records": rows}, indent=1))
+    atomic.write_json(done, {"config": config, "note": LABEL_NOTE, "records": rows},
+                      indent=1)
   metadata = {"name": "mini_kadid", "score_name": "dmos", "higher_is_better": True,
               "split_kind": "content", "full_reference": True, "label_note": LABEL_NOTE,
               "config": config, "cache_dir": str(root)}

@@ -56,6 +56,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from deepfl_jax import atomic
 from deepfl_jax.models import inception_resnet_v2 as irv2
 from deepfl_jax.models import keras_import
 from deepfl_jax.models.mlsp import mlsp_extractor
@@ -409,11 +410,8 @@ def cached_features(workdir, label: str, variables, weights_info: Mapping[str, A
   if jax.process_index() == 0:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "index.json").unlink(missing_ok=True)  # index.json last = complete
-    tmp = folder / "features.tmp.npy"
-    np.save(tmp, feats)
-    tmp.replace(folder / "features.npy")
-    (folder / "index.json.tmp").write_text(json.dumps(info, indent=1))
-    (folder / "index.json.tmp").replace(folder / "index.json")
+    atomic.save_npy(folder / "features.npy", feats)
+    atomic.write_json(folder / "index.json", info, indent=1)
   cols = {k: np.asarray(v, dtype=object if v and isinstance(v[0], str) else None)
           for k, v in columns.items()}
   return FeatureSet(label, folder, feats, cols, info, reused=False)
@@ -480,12 +478,10 @@ def run_stage2(config, workdir, *, source=None, variables=None,
                          progress=bool(c.progress))
     out[lab] = fs
   if jax.process_index() == 0:
-    pointer = pathlib.Path(workdir) / STAGE_DIR / POINTER
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    pointer.write_text(json.dumps({
+    atomic.write_json(pathlib.Path(workdir) / STAGE_DIR / POINTER, {
         "primary": label, "sets": {k: fs.path.name for k, fs in out.items()},
         "stage2": {k: (list(v) if isinstance(v, tuple) else v)
-                   for k, v in c.to_dict().items()}}, indent=1, default=str))
+                   for k, v in c.to_dict().items()}}, indent=1, default=str)
   return out
 
 

@@ -54,6 +54,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from deepfl_jax import atomic
 from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.metrics import correlation
 from deepfl_jax.models.heads import MOSRegressor
@@ -347,8 +348,8 @@ def scatter_png(path, pred, target, *, title: str = "", xlabel: str = "human sco
   d.text(((left + w - right) / 2, h - 22), xlabel, fill="black", anchor="ma")
   # Pillow draws no rotated text; the y label goes in the corner above the axis.
   d.text((6, top - 18), ylabel, fill="black", anchor="la")
-  pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-  img.save(path)
+  with atomic.replacing(path, pathlib.Path(path).suffix) as tmp:
+    img.save(tmp)
 
 
 # ----------------------------------------------------------------------------- run
@@ -389,17 +390,17 @@ def markdown_table(results: Mapping[str, Any]) -> str:
 
 def _save_regressor(out: pathlib.Path, fit: RegressorFit, fs: stage2.FeatureSet,
                     workdir, c, repeat: int) -> None:
-  (out / "regressor.msgpack").write_bytes(flax.serialization.msgpack_serialize(
+  atomic.write_bytes(out / "regressor.msgpack", flax.serialization.msgpack_serialize(
       jax.tree.map(np.asarray, fit.variables)))
   rel = os.path.relpath(fs.path, workdir)
-  (out / "model.json").write_text(json.dumps({
+  atomic.write_json(out / "model.json", {
       "feature_set": rel, "features": fs.label, "hidden": [int(h) for h in c.hidden],
       "dropout": [float(d) for d in c.dropout], "repeat": int(repeat),
       "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss,
       "score_name": fs.metadata.get("score_name", "score"),
       "higher_is_better": fs.metadata.get("higher_is_better", True),
       "input_scale": fs.info["identity"]["input_scale"],
-      "kind": fs.info["identity"]["kind"]}, indent=1))
+      "kind": fs.info["identity"]["kind"]}, indent=1)
 
 
 def load_regressor(workdir) -> tuple[dict, dict]:
@@ -540,6 +541,6 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
                  for k, v in c.to_dict().items()},
       "runs": runs}
   if is_main:
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    (out / "results.md").write_text(markdown_table(results))
+    atomic.write_json(out / "results.json", results, indent=1, default=float)
+    atomic.write_text(out / "results.md", markdown_table(results))
   return results
