@@ -14,7 +14,9 @@ def model_config() -> ml_collections.ConfigDict:
   c.input_scale = "unit"        # x/255 as the DeepFL-IQA release; "keras": [-1, 1]
   c.head_hidden = (2048, 1024, 256)   # Stage 1 multi-task head on MLSP (paper's stack)
   c.head_dropout = (0.25, 0.25, 0.5)
-  c.init_from = ""              # Keras .h5 (ImageNet notop) or orbax folder; "" = random
+  # Keras .h5 (ImageNet notop) or orbax folder, or "scratch" (random weights). Unset,
+  # Stage 1 refuses to start: the paper starts from ImageNet weights.
+  c.init_from = ""
   return c
 
 
@@ -34,6 +36,9 @@ def stage1_config() -> ml_collections.ConfigDict:
                                 # "published": score_file's CDFs for MATLAB-parity metrics
   c.score_file = ""             # kadis700k_friqa.csv (equalizer "published")
   c.published_metrics = ()      # () = all of metrics.MATLAB_PARITY (never the proxies/SFF)
+  c.val_fraction = 0.02         # pristine contents held out for validation (0 = none)
+  c.val_seed = 0                # which contents, and their fixed distortions
+  c.val_batches = 16            # validation set: this many batches, synthesised once
   return c
 
 

@@ -27,12 +27,15 @@ def get_config():
   config.model.blocks = (1, 1, 1)
   config.model.head_hidden = (256,)    # paper: (2048, 1024, 256), dropout .25/.25/.5
   config.model.head_dropout = (0.0,)
+  config.model.init_from = "scratch"   # random weights on purpose (paper: ImageNet)
 
   size = (192, 256)                    # KADID's aspect ratio at half size
   config.stage1.image_size = size
   config.stage1.crop_size = size       # whole images: one compiled shape for all stages
   config.stage1.calibration_steps = 8
   config.stage1.group_size = 1         # a type per image: 8 types in each batch of 8
+  config.stage1.val_fraction = 0.0     # 8 photos: no content to spare (Stage 2 then
+                                       # takes the latest Stage 1 checkpoint)
 
   config.train.batch_size = 8
   config.train.num_steps = 500

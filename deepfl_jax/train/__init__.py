@@ -2,7 +2,8 @@
 from deepfl_jax.train.checkpoint import Checkpointer
 from deepfl_jax.train.config import (compute_dtype, default_optim_config,
                                      default_train_config)
-from deepfl_jax.train.loop import (MetricWriter, Preempted, Progress, array_batches, fit,
+from deepfl_jax.train.loop import (BestCheckpoint, MetricWriter, NonFiniteError,
+                                   Preempted, Progress, array_batches, fit,
                                    step_indices, train)
 from deepfl_jax.train.optim import from_config, make_optimizer, make_schedule
 from deepfl_jax.train.parallel import (DATA_AXIS, check_batch_size, make_mesh,
@@ -11,7 +12,7 @@ from deepfl_jax.train.state import TrainState, param_count
 
 __all__ = [
     "Checkpointer", "compute_dtype", "default_optim_config", "default_train_config",
-    "MetricWriter", "Preempted", "Progress", "array_batches", "fit", "step_indices",
+    "BestCheckpoint", "MetricWriter", "NonFiniteError", "Preempted", "Progress", "array_batches", "fit", "step_indices",
     "train", "from_config", "make_optimizer", "make_schedule", "DATA_AXIS",
     "check_batch_size", "make_mesh", "make_train_step", "replicate", "shard_batch",
     "to_host", "TrainState", "param_count",

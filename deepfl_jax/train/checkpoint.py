@@ -49,16 +49,33 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self._mngr.all_steps())
 
-  def save(self, step: int, state, *, force: bool = False) -> bool:
-    """Saves `state` as `step` if due (or forced and not saved yet). True if saved."""
+  def is_due(self, step: int) -> bool:
+    """Whether `step` is on the save interval (`save` skips steps already saved)."""
+    return step % self.save_every == 0
+
+  def save(self, step: int, state, *, force: bool = False,
+           extra_meta: dict | None = None) -> bool:
+    """Saves `state` as `step` if due (or forced and not saved yet). True if saved.
+
+    `extra_meta` (JSON values) is stored with this checkpoint only and not checked on
+    restore (e.g. the validation score of a best checkpoint)."""
     if step in self.all_steps():
       return False  # never overwrite an existing checkpoint
     if not force and step % self.save_every:
       return False
+    meta = dict(extra_meta or {}, **self.meta, step=step)
     return self._mngr.save(
         step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                      meta=ocp.args.JsonSave(dict(self.meta, step=step))),
+                                      meta=ocp.args.JsonSave(meta)),
         force=True)
+
+  def saved_meta(self, step: int | None = None) -> dict:
+    """The JSON meta saved with `step` (default: latest)."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    return dict(self._mngr.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))["meta"])
 
   def restore(self, template, step: int | None = None, mesh: Mesh | None = None):
     """The state saved at `step` (default: latest), shaped like `template` (a state or
@@ -66,8 +83,7 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    saved_meta = self._mngr.restore(step, args=ocp.args.Composite(
-        meta=ocp.args.JsonRestore()))["meta"]
+    saved_meta = self.saved_meta(step)
     changed = {k: (saved_meta.get(k), v) for k, v in self.meta.items()
                if k in saved_meta and saved_meta[k] != v}
     if changed:

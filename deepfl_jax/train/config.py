@@ -18,6 +18,7 @@ def default_train_config() -> ml_collections.ConfigDict:
   c.log_every = 50             # metrics -> metrics.jsonl, TensorBoard, progress line
   c.checkpoint_every = 1000    # orbax checkpoint every N steps (and always at exit)
   c.keep_checkpoints = 3
+  c.eval_every = 1000          # validation (when the stage has one) every N steps
   c.progress = True            # progress bar with rate and ETA on stderr
   return c
 

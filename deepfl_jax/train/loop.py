@@ -5,7 +5,10 @@ data for an iterator positioned at that step (so a resumed run sees the same bat
 as an uninterrupted one), runs the step function, logs metrics as JSON lines
 (`metrics.jsonl`) and TensorBoard summaries (`tensorboard/`, via tensorboardX when
 installed), shows a progress bar with rate and ETA on stderr, and checkpoints every N
-steps and at exit (also on Ctrl-C / SIGTERM, as at preemption).
+steps and at exit (also on Ctrl-C / SIGTERM, as at preemption). A NaN/inf loss, task loss or gradient stops the run
+(`NonFiniteError`, naming the step and tasks) before any checkpoint of the bad state.
+With a validation function, the state with the best validation score is kept in
+`best/` beside the latest checkpoints (model selection for Stage 2).
 
 `fit` wires it from an experiment config (`config.train`, `config.optim`).
 """
@@ -223,7 +226,138 @@ def _sigterm_raises():
     signal.signal(signal.SIGTERM, previous)
 
 
+# ------------------------------------------------------------------- finite checks
+
+# Metrics whose names start with COUNT_PREFIX are counts: summed over a log window
+# (e.g. "count/masked_targets/ssim"), not averaged. Per-task losses are named
+# TASK_LOSS_PREFIX + task (e.g. "loss/ssim"), so a non-finite one names its task.
+COUNT_PREFIX = "count/"
+TASK_LOSS_PREFIX = "loss/"
+
+
+class NonFiniteError(FloatingPointError):
+  """A step produced a NaN or inf loss, task loss or gradient: the run stops before
+  any checkpoint of that state. `step`: the first bad step (as in metrics.jsonl);
+  `tasks`: the tasks whose losses were not finite; `values`: the offending metrics."""
+
+  def __init__(self, step: int, tasks: list[str], values: dict[str, float],
+               gradient: bool, last_checkpoint: int | None):
+    self.step, self.tasks, self.values = step, tasks, values
+    self.gradient, self.last_checkpoint = gradient, last_checkpoint
+    what = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+    if gradient:
+      what = (what + ", " if what else "") + "gradient has NaN/inf entries"
+    kept = ("no checkpoint was written yet" if last_checkpoint is None else
+            f"the last checkpoint (step {last_checkpoint}) is intact and a rerun "
+            f"resumes from it")
+    super().__init__(
+        f"non-finite values at step {step}: {what}; tasks involved: "
+        f"{', '.join(tasks) if tasks else 'none singled out (see the values)'}. "
+        f"Training stopped and did not checkpoint this state; {kept}. Find the cause "
+        "(learning rate, inputs, labels) before resuming: the same data follows.")
+
+
+def check_finite(step: int, metrics: dict[str, float],
+                 last_checkpoint: int | None = None) -> None:
+  """Raises NonFiniteError if a metric of `step` is NaN/inf or the step's gradient
+  was flagged non-finite (`parallel.NONFINITE_GRAD`)."""
+  grad_bad = bool(metrics.get(parallel.NONFINITE_GRAD, 0.0))
+  bad = {k: float(v) for k, v in metrics.items()
+         if k != parallel.NONFINITE_GRAD and not math.isfinite(float(v))}
+  if bad or grad_bad:
+    tasks = sorted(k[len(TASK_LOSS_PREFIX):] for k in bad
+                   if k.startswith(TASK_LOSS_PREFIX))
+    raise NonFiniteError(step, tasks, bad, grad_bad, last_checkpoint)
+
+
+def _check_pending(pending: list[tuple[int, dict]], last_checkpoint: int | None
+                   ) -> list[dict[str, float]]:
+  """Device metrics of the steps in `pending` -> host dicts, checked step by step (the
+  first bad step is reported). The one host sync of a log / checkpoint boundary."""
+  host = parallel.to_host([m for _, m in pending])
+  out = []
+  for (step, _), m in zip(pending, host):
+    m = {k: float(v) for k, v in m.items()}
+    check_finite(step, m, last_checkpoint)
+    m.pop(parallel.NONFINITE_GRAD, None)
+    out.append(m)
+  return out
+
+
+def summarise(window: list[dict[str, float]]) -> dict[str, float]:
+  """Metrics of a log window: counts (COUNT_PREFIX) summed, the rest averaged."""
+  out = {}
+  for k in window[0]:
+    vals = [m[k] for m in window if k in m]
+    out[k] = float(np.sum(vals) if k.startswith(COUNT_PREFIX) else np.mean(vals))
+  return out
+
+
+def _warn_masked(step: int, avg: dict[str, float]) -> None:
+  masked = {k[len(COUNT_PREFIX):]: int(v) for k, v in avg.items()
+            if k.startswith(COUNT_PREFIX) and v}
+  if masked:
+    logging.warning("step %d: non-finite targets masked out of the loss in this log "
+                    "window: %s", step, masked)
+
+
+# --------------------------------------------------------------- model selection
+
+
+class BestCheckpoint:
+  """Keeps the checkpoint with the lowest validation `metric` in `directory` (one
+  checkpoint, beside the latest ones). Its score is stored with it, so a resumed run
+  compares against it."""
+
+  def __init__(self, directory: str, *, metric: str, meta: dict | None = None):
+    self.metric = metric
+    self.ckpt = Checkpointer(directory, save_every=1, keep=1, meta=meta)
+    last = self.ckpt.latest_step()
+    self.step, self.value = None, math.inf
+    if last is not None:
+      sel = self.ckpt.saved_meta(last).get("selection", {})
+      if sel.get("metric") == metric:
+        self.step, self.value = last, float(sel["value"])
+
+  def offer(self, step: int, state: TrainState, metrics: dict[str, float]) -> bool:
+    """Saves `state` if `metrics[metric]` beats the best so far; True if it did."""
+    if self.metric not in metrics:
+      raise KeyError(f"the validation returned no {self.metric!r} (it returned "
+                     f"{sorted(metrics)}); it is the model-selection metric")
+    v = float(metrics[self.metric])
+    if not math.isfinite(v):
+      logging.warning("step %d: validation %s is %s; not a candidate for the best "
+                      "checkpoint", step, self.metric, v)
+      return False
+    if v >= self.value:
+      return False
+    if self.ckpt.save(step, state, force=True,
+                      extra_meta={"selection": {"metric": self.metric, "value": v}}):
+      self.step, self.value = step, v
+      logging.info("step %d: best %s so far (%.6g), checkpointed", step, self.metric, v)
+      return True
+    return False
+
+  def close(self):
+    self.ckpt.close()
+
+
 # ------------------------------------------------------------------------------ loop
+
+
+def _save_at_exit(ckpt: Checkpointer, step: int, state: TrainState,
+                  pending: list[tuple[int, dict]]) -> None:
+  """The exit checkpoint (also on Ctrl-C / SIGTERM), only of a state whose unchecked
+  steps are all finite."""
+  try:
+    if pending:
+      _check_pending(pending, ckpt.latest_step())
+    ckpt.save(step, state, force=True)
+  except NonFiniteError as e:
+    logging.error("not checkpointing step %d at exit: %s", step, e)
+  except Exception as e:  # pylint: disable=broad-except
+    # e.g. the state was donated to a step that failed: keep the last checkpoint.
+    logging.warning("could not checkpoint step %d at exit: %s", step, e)
 
 
 def train(*, workdir: str, init_state: Callable[[], TrainState],
@@ -231,8 +365,15 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
           batches: BatchesFn, num_steps: int, mesh: jax.sharding.Mesh,
           batch_size: int, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
           log_every: int = 50, progress: bool = True, meta: dict | None = None,
-          desc: str = "train") -> TrainState:
+          desc: str = "train",
+          evaluate: Callable[[TrainState], dict[str, float]] | None = None,
+          eval_every: int = 1000, select_metric: str = "val/loss") -> TrainState:
   """Runs (or resumes) training in `workdir` up to `num_steps`; returns the state.
+
+  Non-finite values stop the run: every step reports its loss, per-task losses and a
+  gradient flag (device values, read at log / evaluation / checkpoint boundaries, so no
+  extra host sync); the first NaN/inf raises `NonFiniteError` naming the step and
+  tasks, before any checkpoint of the state after it.
 
   Args:
     workdir: checkpoints in `workdir/checkpoints`, logs in `workdir/metrics.jsonl` and
@@ -245,8 +386,13 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
     batches: `batches(start_step)` -> iterator of this process's batches.
     batch_size: global batch (for images/s and the checkpoint's data-order record).
     meta: extra JSON values that must match on resume (e.g. the seed).
+    evaluate: `state -> {name: float}` validation metrics (same on every process),
+      run every `eval_every` steps and at the end, logged with the step; the state
+      with the lowest `select_metric` is kept in `workdir/best`.
   """
   parallel.check_batch_size(batch_size, mesh)
+  if evaluate is not None and eval_every <= 0:
+    raise ValueError(f"config.train.eval_every must be >= 1, got {eval_every}")
   meta = dict(meta or {}, batch_size=int(batch_size))
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), save_every=checkpoint_every,
                       keep=keep_checkpoints, meta=meta)
@@ -262,12 +408,17 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
     logging.info("%s is already at step %d >= num_steps=%d", workdir, start, num_steps)
     ckpt.close()
     return state
+  best = (BestCheckpoint(os.path.join(workdir, "best"), metric=select_metric, meta=meta)
+          if evaluate is not None else None)
 
   writer = MetricWriter(workdir, resume_step=start)
   bar = Progress(num_steps, start, desc=desc, examples_per_step=batch_size,
                  enabled=progress and jax.process_index() == 0)
   data = iter(batches(start))
-  step, pending, t_log, step_log = start, [], time.perf_counter(), start
+  step, t_log, step_log = start, time.perf_counter(), start
+  pending: list[tuple[int, dict]] = []  # device metrics not yet checked
+  window: list[dict[str, float]] = []   # checked host metrics of this log window
+  failed = False
   try:
     with _sigterm_raises():
       while step < num_steps:
@@ -277,42 +428,59 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
           raise RuntimeError(f"the data ran out at step {step} of {num_steps}") from None
         state, metrics = train_step(state, parallel.shard_batch(local, mesh))
         step += 1
-        pending.append(metrics)
-        if step == start + 1 or step % log_every == 0 or step == num_steps:
-          host = parallel.to_host(pending)  # waits for the device
-          now = time.perf_counter()
-          avg = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-          if step > start + 1:  # the first step includes compilation
-            avg["images_per_s"] = (step - step_log) * batch_size / (now - t_log)
-          if not all(math.isfinite(v) for v in avg.values()):
-            logging.warning("non-finite metrics at step %d: %s", step, avg)
-          writer.write(step, avg)
-          pending, t_log, step_log = [], now, step
-          bar.update(step, avg, force=True)
-        else:
+        pending.append((step, metrics))
+        log_due = step == start + 1 or step % log_every == 0 or step == num_steps
+        eval_due = evaluate is not None and (step % eval_every == 0 or step == num_steps)
+        save_due = ckpt.is_due(step)
+        if not (log_due or eval_due or save_due):
           bar.update(step)
+          continue
+        window += _check_pending(pending, ckpt.latest_step())  # waits for the device
+        pending = []
+        record = {}
+        if log_due:
+          now = time.perf_counter()
+          record = summarise(window)
+          if step > start + 1:  # the first step includes compilation
+            record["images_per_s"] = (step - step_log) * batch_size / (now - t_log)
+          _warn_masked(step, record)
+          window, t_log, step_log = [], now, step
+        if eval_due:
+          t0 = time.perf_counter()
+          val = {k: float(v) for k, v in evaluate(state).items()}
+          t_log += time.perf_counter() - t0  # evaluation time is not training rate
+          best.offer(step, state, val)
+          record.update(val)
+        if record:
+          writer.write(step, record)
+        bar.update(step, record, force=log_due)
         ckpt.save(step, state)
+  except NonFiniteError:
+    failed = True
+    raise
   finally:
     bar.close()
     writer.close()
-    try:
-      ckpt.save(step, state, force=True)  # at exit, also when interrupted
-    except Exception as e:  # pylint: disable=broad-except
-      # e.g. the state was donated to a step that failed: keep the last checkpoint.
-      logging.warning("could not checkpoint step %d at exit: %s", step, e)
+    if not failed:
+      _save_at_exit(ckpt, step, state, pending)
     ckpt.close()
+    if best is not None:
+      best.close()
   return state
 
 
 def fit(config: Any, workdir: str, *, init_variables: Callable[[jax.Array], dict],
         loss_fn: parallel.LossFn, batches: BatchesFn,
-        mesh: jax.sharding.Mesh | None = None, desc: str = "train") -> TrainState:
+        mesh: jax.sharding.Mesh | None = None, desc: str = "train",
+        evaluate: Callable[[TrainState], dict[str, float]] | None = None
+        ) -> TrainState:
   """`train` from an experiment config: `config.train` (see
   `deepfl_jax.train.config.default_train_config`) and `config.optim`.
 
   `init_variables(rng) -> {"params": ..., "batch_stats": ...}` builds the model's
   variables (or loads pretrained ones); `loss_fn` is the per-device loss of
-  `parallel.make_train_step`.
+  `parallel.make_train_step`; `evaluate` the validation of `train` (every
+  `config.train.eval_every` steps; best checkpoint in `workdir/best`).
   """
   t = config.train
   mesh = parallel.make_mesh() if mesh is None else mesh
@@ -330,4 +498,5 @@ def fit(config: Any, workdir: str, *, init_variables: Callable[[jax.Array], dict
                batch_size=int(t.batch_size), checkpoint_every=int(t.checkpoint_every),
                keep_checkpoints=int(t.keep_checkpoints), log_every=int(t.log_every),
                progress=bool(t.get("progress", True)), meta={"seed": int(t.seed)},
-               desc=desc)
+               desc=desc, evaluate=evaluate,
+               eval_every=int(t.get("eval_every", t.checkpoint_every)))

@@ -25,6 +25,9 @@ from jax.sharding import PartitionSpec as P
 from deepfl_jax.train.state import TrainState
 
 DATA_AXIS = "data"
+# Metric of every step: 1.0 where some gradient entry is NaN or inf (after the pmean),
+# read by the loop at its log / checkpoint boundaries (no extra host sync per step).
+NONFINITE_GRAD = "nonfinite_gradient"
 
 # loss_fn(params, batch_stats, batch, rng) -> (loss, (new_batch_stats, metrics)) on one
 # device's shard of the batch; metrics is a dict of scalars.
@@ -99,7 +102,8 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mes
   `state` is replicated over the mesh (see `replicate`), `batch` sharded on its leading
   axis (see `shard_batch`). Each device's randomness is `fold_in(fold_in(state.rng,
   step), device index)`. The returned metrics (scalars, averaged over devices) add
-  "loss" and, with `learning_rate_fn`, "learning_rate" (the rate used by this step).
+  "loss", `NONFINITE_GRAD` (1.0 if any gradient entry is not finite) and, with
+  `learning_rate_fn`, "learning_rate" (the rate used by this step).
   """
 
   def per_device(state: TrainState, batch):
@@ -112,7 +116,10 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mes
     (loss, (new_stats, metrics)), grads = grad_fn(params, batch_stats, batch, rng)
     grads, new_stats, loss, metrics = jax.lax.pmean((grads, new_stats, loss, metrics),
                                                     axis_name)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g))
+                                for g in jax.tree.leaves(grads)]))
     metrics = dict(metrics, loss=loss)
+    metrics[NONFINITE_GRAD] = 1.0 - finite.astype(jnp.float32)
     if learning_rate_fn is not None:
       metrics["learning_rate"] = jnp.asarray(learning_rate_fn(state.step), jnp.float32)
     return state.apply_gradients(tx, grads, batch_stats=new_stats), metrics

@@ -8,14 +8,18 @@ ImageNet weights load into `params["backbone"]` / `batch_stats["backbone"]`.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from deepfl_jax.models import InceptionResNetV2, MultiTaskHead
 from deepfl_jax.models import mlsp
+from deepfl_jax.train import validation
+from deepfl_jax.train.loop import COUNT_PREFIX, TASK_LOSS_PREFIX
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
@@ -57,19 +61,58 @@ def init_variables(model: MultiTaskIQA, rng: jax.Array, image_shape=(299, 299)):
   return jax.jit(lambda r: model.init(r, x, train=False))(rng)
 
 
-def make_loss_fn(model: MultiTaskIQA):
+def masked_task_mse(pred, target, axis_name: str | None = DATA_AXIS):
+  """(per-task MSE (T,), non-finite target count per task (T,), loss ()) of (n, T)
+  predictions and targets on one device's shard, in float32.
+
+  A NaN/inf target (a degenerate FR score, e.g. a constant crop) is left out of its
+  own task only; each task's MSE averages its finite targets over the GLOBAL batch
+  (counts summed over `axis_name`, so the data-parallel pmean of the returned values
+  equals the single-device result), and the loss averages the tasks that have any.
+  The MSEs and the loss are this device's shares: their pmean over `axis_name` (as
+  the data-parallel step takes) is the global value; the counts are global."""
+  pred = pred.astype(jnp.float32)
+  target = target.astype(jnp.float32)
+  valid = jnp.isfinite(target)
+  err = jnp.where(valid, pred - jnp.where(valid, target, 0.0), 0.0)
+  sq = jnp.sum(jnp.square(err), axis=0)
+  n_valid = jnp.sum(valid, axis=0).astype(jnp.float32)
+  n_bad = jnp.sum(~valid, axis=0).astype(jnp.float32)
+  devices = 1
+  if axis_name is not None:
+    n_valid, n_bad = jax.lax.psum((n_valid, n_bad), axis_name)
+    devices = jax.lax.psum(1, axis_name)
+  local = sq * devices / jnp.maximum(n_valid, 1.0)  # pmean over devices -> global MSE
+  has = n_valid > 0
+  loss = jnp.sum(jnp.where(has, local, 0.0)) / jnp.maximum(jnp.sum(has), 1)
+  return local, n_bad, loss
+
+
+def multitask_loss(pred, target, axis_name: str | None = DATA_AXIS
+                   ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(loss, metrics) of `masked_task_mse`: metrics "mse" (the loss),
+  "loss/<task>" per task and "count/masked_targets/<task>" (non-finite targets left
+  out), which the loop checks, sums and logs."""
+  per_task, n_bad, loss = masked_task_mse(pred, target, axis_name)
+  metrics = {"mse": loss}
+  for i, name in enumerate(validation.task_names(per_task.shape[0])):
+    metrics[f"{TASK_LOSS_PREFIX}{name}"] = per_task[i]
+    metrics[f"{COUNT_PREFIX}masked_targets/{name}"] = n_bad[i]
+  return loss, metrics
+
+
+def make_loss_fn(model: MultiTaskIQA, axis_name: str | None = DATA_AXIS):
   """Per-device loss for `parallel.make_train_step`: batch {"image": (n, H, W, 3) in
-  [0, 1], "target": (n, 11) in [0, 1]} -> mean over examples and tasks of the squared
-  error (computed in float32 whatever the compute dtype)."""
+  [0, 1], "target": (n, 11) in [0, 1], NaN where a label is missing} -> the mean over
+  tasks of each task's MSE over its finite targets (`multitask_loss`, in float32
+  whatever the compute dtype)."""
 
   def loss_fn(params, batch_stats, batch, rng):
     pred, upd = model.apply({"params": params, "batch_stats": batch_stats},
                             batch["image"], train=True, rngs={"dropout": rng},
                             mutable=["batch_stats"])
-    err = pred.astype(jnp.float32) - batch["target"].astype(jnp.float32)
-    per_task = jnp.mean(jnp.square(err), axis=0)
-    loss = jnp.mean(per_task)
-    return loss, (upd["batch_stats"], {"mse": loss})
+    loss, metrics = multitask_loss(pred, batch["target"], axis_name)
+    return loss, (upd["batch_stats"], metrics)
 
   return loss_fn
 
@@ -89,6 +132,35 @@ def _pristine_source(c):
                    "or 'kadis700k'")
 
 
+KERAS_IMAGENET_WEIGHTS = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+SCRATCH = "scratch"
+
+
+def check_init_from(init_from: str) -> str:
+  """`config.model.init_from` -> "scratch" or an existing path; refuses an unset value
+  (the paper starts Stage 1 from ImageNet weights, so a random start must be asked
+  for, never a silent default)."""
+  init_from = str(init_from or "").strip()
+  if not init_from:
+    raise ValueError(
+        "config.model.init_from is not set. DeepFL-IQA's Stage 1 starts from ImageNet "
+        f"weights: get Keras' {KERAS_IMAGENET_WEIGHTS} (keras.applications."
+        "InceptionResNetV2(weights='imagenet', include_top=False) downloads it to "
+        "~/.keras/models/), put it on this machine (e.g. ~/.keras/models/ or next to "
+        "your data) and pass --config.model.init_from=/path/to/"
+        f"{KERAS_IMAGENET_WEIGHTS} (or an orbax folder made from it by `python -m "
+        "deepfl_jax.models.keras_import`). To train from random weights on purpose, "
+        f"pass --config.model.init_from={SCRATCH}.")
+  if init_from == SCRATCH:
+    return init_from
+  if not os.path.exists(os.path.expanduser(init_from)):
+    raise FileNotFoundError(
+        f"config.model.init_from={init_from!r}: no such file or folder (expected "
+        f"Keras' {KERAS_IMAGENET_WEIGHTS}, an orbax folder of backbone weights, or "
+        f"{SCRATCH!r} for random weights)")
+  return init_from
+
+
 def run_stage1(config, workdir: str):
   """Stage 1 from `config.stage1`, `config.model`, `config.train`, `config.optim`.
 
@@ -104,10 +176,15 @@ def run_stage1(config, workdir: str):
   (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
   equalizer ("own" | "published"), score_file (KADIS FR-score CSV, for "published"),
-  published_metrics (() = all of metrics.MATLAB_PARITY).
+  published_metrics (() = all of metrics.MATLAB_PARITY),
+  val_fraction (pristine contents held out for validation, default 0.02; 0 = none),
+  val_seed (which contents, and their fixed distortions), val_batches (validation
+  set size in batches; evaluated every config.train.eval_every steps; the best
+  state by mean validation MSE is kept in `workdir/stage1/best`).
   config.model keys: width, blocks, input_scale ("unit" | "keras"), head_hidden /
   head_dropout (the multi-task head's layers; default the paper's MLSP stack),
-  init_from (optional Keras .h5 or orbax folder with backbone weights).
+  init_from (required: Keras ImageNet .h5 or orbax folder with backbone weights, or
+  "scratch" for random weights; `check_init_from`).
   """
   import os
 
@@ -115,10 +192,14 @@ def run_stage1(config, workdir: str):
 
   from deepfl_jax.data import histeq, synthesis
   from deepfl_jax.models import host_init, load_variables, tap_widths
+  from absl import logging
+
+  from deepfl_jax import atomic
   from deepfl_jax.train import config as train_config
-  from deepfl_jax.train import loop
+  from deepfl_jax.train import loop, parallel
 
   c, m = config.stage1, config.model
+  init_from = check_init_from(m.get("init_from", ""))  # before any data work
   out = os.path.join(workdir, "stage1")
   os.makedirs(out, exist_ok=True)
   n_proc = jax.process_count()
@@ -132,18 +213,23 @@ def run_stage1(config, workdir: str):
       assignment=c.assignment, group_size=int(c.group_size),
       types=tuple(c.types) or None)
   source = _pristine_source(c)
+  train_idx, val_idx = validation.split_validation(source.index, float(c.get("val_fraction", 0.0)),
+                                        int(c.get("val_seed", 0)))
+  logging.info("stage 1: %d pristine images for training, %d held out for validation",
+               len(train_idx), len(val_idx))
 
   eq_path = os.path.join(out, "equalizer.json")
   if os.path.exists(eq_path):
     equalizer = histeq.load(eq_path)
   else:
-    # Our own scores' CDFs by default; the published ones only on request (histeq.choose).
+    # Our own scores' CDFs (of the training images only) by default; the published
+    # ones only on request (histeq.choose).
     equalizer = histeq.choose(
-        lambda: synthesis.calibrate(source, config=syn,
+        lambda: synthesis.calibrate(source, train_idx, config=syn,
                                     num_steps=int(c.calibration_steps)),
         source=c.get("equalizer", "own"), score_file=c.get("score_file", ""),
         published_metrics=tuple(c.get("published_metrics", ())))
-    if jax.process_index() == 0:
+    if atomic.is_writer():
       histeq.save(equalizer, eq_path)
 
   model = make_model(width=float(m.width), blocks=tuple(m.blocks),
@@ -157,8 +243,8 @@ def run_stage1(config, workdir: str):
     # The backbone is loaded (init_from) or drawn with NumPy (host_init: jit-compiling
     # its initialisers takes minutes on a CPU); the small head uses its own declared
     # initialisers.
-    if m.get("init_from"):
-      bb = load_variables(m.init_from, model.backbone)
+    if init_from != SCRATCH:
+      bb = load_variables(init_from, model.backbone)
     else:
       bb = host_init(model.backbone, example, seed=int(config.train.seed), train=False,
                      taps=True, final=False)
@@ -168,9 +254,16 @@ def run_stage1(config, workdir: str):
             "batch_stats": {"backbone": bb["batch_stats"], "head": head["batch_stats"]}}
 
   def batches(start_step):
-    for b in synthesis.stream(source, config=syn, seed=int(config.train.seed),
+    for b in synthesis.stream(source, train_idx, config=syn, seed=int(config.train.seed),
                               equalizer=equalizer, start_step=start_step):
       yield {"image": b["image"], "target": b["target"]}  # stay on the device
 
+  mesh = parallel.make_mesh()
+  evaluate = None
+  if len(val_idx):
+    evaluate = validation.make_evaluate(model, mesh, validation.validation_batches(
+        source, val_idx, syn=syn, num_batches=int(c.get("val_batches", 16)),
+        seed=int(c.get("val_seed", 0)), equalizer=equalizer))
   return loop.fit(config, out, init_variables=init_variables,
-                  loss_fn=make_loss_fn(model), batches=batches, desc="stage1")
+                  loss_fn=make_loss_fn(model), batches=batches, desc="stage1",
+                  mesh=mesh, evaluate=evaluate)

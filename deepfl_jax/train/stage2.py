@@ -26,11 +26,14 @@ Config section `config.stage2` (ml_collections.ConfigDict; defaults in
   builder_config: TFDS config of the builder ("" = its default, e.g. "raise").
   mini_kadid: ConfigDict of keyword arguments of `data.mini_kadid.load` (photos, size,
     types, levels, seed); used when dataset == "mini_kadid".
-  weights: "stage1" (latest Stage 1 checkpoint in `<workdir>/<checkpoint_dir>`, its
+  weights: "stage1" (a Stage 1 checkpoint, see stage1_checkpoint; its
     params["backbone"] / batch_stats["backbone"]), "random" (seeded random init), or a
     path: a Keras 2 .h5/.hdf5 file or an orbax directory (`models.keras_import`).
   checkpoint_dir: Stage 1 checkpoint folder relative to the workdir
     ("stage1/checkpoints", where `train.stage1.run_stage1` writes).
+  stage1_checkpoint: "best" (default: the best-by-validation state in the `best`
+    folder beside checkpoint_dir; the latest when the run had no validation, with a
+    warning) or "latest".
   random_seed: seed of the random-weight backbone.
   compare_random: also extract features of the random-weight backbone (label
     "random"), so Stage 3 reports trained vs untrained features side by side.
@@ -55,6 +58,7 @@ from typing import Any, Iterator, Mapping
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
 from deepfl_jax import atomic
 from deepfl_jax.models import inception_resnet_v2 as irv2
@@ -81,6 +85,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.mini_kadid = ml_collections.ConfigDict()
   c.weights = "stage1"
   c.checkpoint_dir = "stage1/checkpoints"
+  c.stage1_checkpoint = "best"
   c.random_seed = 0
   c.compare_random = True
   c.kind = "narrow"
@@ -135,8 +140,25 @@ def make_backbone(c: Mapping[str, Any]) -> irv2.InceptionResNetV2:
                                 dtype=compute_dtype(c["compute_dtype"]))
 
 
-def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
+def _latest_step(directory: str) -> int | None:
   import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(directory):
+    return None
+  mngr = ocp.CheckpointManager(directory, item_names=("state", "meta"))
+  try:
+    return mngr.latest_step()
+  finally:
+    mngr.close()
+
+
+def _stage1_variables(workdir, checkpoint_dir: str, which: str = "best"
+                      ) -> tuple[dict, dict]:
+  """Stage 1's backbone from its best-by-validation checkpoint (`<run>/best`, beside
+  `checkpoint_dir`) or its latest one; "best" falls back to the latest, with a
+  warning, for a run without validation (config.stage1.val_fraction = 0)."""
+  if which not in ("best", "latest"):
+    raise ValueError(f"config.stage2.stage1_checkpoint must be 'best' or 'latest', got "
+                     f"{which!r}")
   directory = os.path.abspath(os.path.join(workdir,
                                            checkpoint_dir or "stage1/checkpoints"))
   if not os.path.isdir(directory):
@@ -144,25 +166,33 @@ def _stage1_variables(workdir, checkpoint_dir: str) -> tuple[dict, dict]:
         f"config.stage2.weights='stage1': no Stage 1 checkpoints in {directory}; run "
         "Stage 1 first, or set config.stage2.weights to a Keras .h5 file, an orbax "
         "directory or 'random'")
-  mngr = ocp.CheckpointManager(directory, item_names=("state", "meta"))
-  try:
-    step = mngr.latest_step()
+  chosen = "latest"
+  if which == "best":
+    best_dir = os.path.join(os.path.dirname(directory), "best")
+    step = _latest_step(best_dir)
+    if step is not None:
+      directory, chosen = best_dir, "best"
+    else:
+      logging.warning("config.stage2.stage1_checkpoint='best': the Stage 1 run has no "
+                      "validation checkpoint in %s (validation off?); using its latest "
+                      "checkpoint", best_dir)
+  if chosen == "latest":
+    step = _latest_step(directory)
     if step is None:
       raise FileNotFoundError(f"config.stage2.weights='stage1': {directory} holds no "
                               "checkpoint; run Stage 1 first")
-  finally:
-    mngr.close()
   v, info = _stage1_from_step_dir(os.path.join(directory, str(step)))
-  return v, dict(info, step=int(step))
+  return v, dict(info, step=int(step), selection=chosen)
 
 
 def resolve_weights(weights: str, workdir, *, model: irv2.InceptionResNetV2,
-                    checkpoint_dir: str = "stage1/checkpoints", seed: int = 0
-                    ) -> tuple[dict, dict]:
+                    checkpoint_dir: str = "stage1/checkpoints", seed: int = 0,
+                    stage1_checkpoint: str = "best") -> tuple[dict, dict]:
   """(variables {"params", "batch_stats"}, JSON description of their source) for
-  `config.stage2.weights`: "stage1", "random" or a Keras h5 / orbax path."""
+  `config.stage2.weights`: "stage1" (its `stage1_checkpoint`: "best" | "latest"),
+  "random" or a Keras h5 / orbax path."""
   if weights == "stage1":
-    return _stage1_variables(workdir, checkpoint_dir)
+    return _stage1_variables(workdir, checkpoint_dir, stage1_checkpoint)
   if weights == "random":
     v = irv2.init_variables(model, seed=int(seed))
     return jax.tree.map(np.asarray, v), {"kind": "random", "seed": int(seed)}
@@ -461,7 +491,7 @@ def run_stage2(config, workdir, *, source=None, variables=None,
   if variables is None:  # first: a missing checkpoint fails before any data work
     variables, weights_info = resolve_weights(
         c.weights, workdir, model=model, checkpoint_dir=c.checkpoint_dir,
-        seed=c.random_seed)
+        seed=c.random_seed, stage1_checkpoint=c.stage1_checkpoint)
     label = weights_label(c.weights)
   else:
     weights_info = dict(weights_info or {"kind": "given"})

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax import train as tr
+from deepfl_jax.train import stage1
 
 IMAGE = (8, 8, 3)
 OUTPUTS = 2
@@ -36,11 +37,16 @@ def init_variables(rng):
   return TinyNet(axis_name=None).init(rng, jnp.zeros((1, *IMAGE)))
 
 
-def loss_fn_for(model: TinyNet):
+def loss_fn_for(model: TinyNet, masked: bool = False):
+  """Plain MSE, or (masked) Stage 1's multi-task loss, which leaves non-finite targets
+  out of their task and reports per-task losses and masked-target counts."""
   def loss_fn(params, batch_stats, batch, rng):
     del rng
     pred, upd = model.apply({"params": params, "batch_stats": batch_stats},
                             batch["image"], train=True, mutable=["batch_stats"])
+    if masked:
+      loss, metrics = stage1.multitask_loss(pred, batch["target"], model.axis_name)
+      return loss, (upd["batch_stats"], metrics)
     loss = jnp.mean(jnp.square(pred - batch["target"]))
     return loss, (upd["batch_stats"], {"mse": loss})
   return loss_fn
@@ -66,11 +72,11 @@ def initial_state(seed: int = 0) -> tr.TrainState:
 
 def run_loop(workdir: str, num_steps: int, *, batch_size: int = 8, mesh=None,
              checkpoint_every: int = 2, batches=None, step_wrapper=None, seed: int = 0,
-             keep: int = 3) -> tr.TrainState:
+             keep: int = 3, masked: bool = False, **train_kwargs) -> tr.TrainState:
   """`tr.train` on the tiny problem: everything rebuilt from scratch (as a new process
-  would)."""
+  would). `train_kwargs` go to `tr.train` (e.g. evaluate, eval_every)."""
   mesh = tr.make_mesh() if mesh is None else mesh
-  step = tr.make_train_step(loss_fn_for(TinyNet()), optimizer(), mesh)
+  step = tr.make_train_step(loss_fn_for(TinyNet(), masked=masked), optimizer(), mesh)
   if step_wrapper is not None:
     step = step_wrapper(step)
   if batches is None:
@@ -79,4 +85,4 @@ def run_loop(workdir: str, num_steps: int, *, batch_size: int = 8, mesh=None,
                   train_step=step, batches=batches, num_steps=num_steps, mesh=mesh,
                   batch_size=batch_size, checkpoint_every=checkpoint_every,
                   keep_checkpoints=keep, log_every=2, progress=False,
-                  meta={"seed": seed})
+                  meta={"seed": seed}, **train_kwargs)

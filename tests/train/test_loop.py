@@ -7,6 +7,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
@@ -180,3 +181,129 @@ def test_schedules_and_optimizer_config():
   assert isinstance(tx, optax.GradientTransformation) and abs(float(sched(5)) - 1e-4) < 1e-9
   with pytest.raises(ValueError, match="config.train.compute_dtype"):
     tr.compute_dtype("float16")
+
+
+# ------------------------------------------------- non-finite values, model selection
+
+
+def _with_nan_target(data, row=3, task=1):
+  target = data["target"].copy()
+  target[row, task] = np.nan
+  return dict(data, target=target)
+
+
+@pytest.fixture(scope="module")
+def masked_run(tmp_path_factory):
+  """The uninterrupted run with Stage 1's masked multi-task loss (clean data)."""
+  workdir = str(tmp_path_factory.mktemp("masked"))
+  return _tiny.run_loop(workdir, STEPS, masked=True)
+
+
+def test_nan_target_is_masked_counted_and_training_continues(tmp_path):
+  data = _with_nan_target(_tiny.dataset())
+  workdir = str(tmp_path)
+  state = _tiny.run_loop(workdir, STEPS, masked=True,
+                         batches=tr.array_batches(data, batch_size=8, seed=0))
+  assert int(tr.to_host(state.step)) == STEPS
+  assert all(np.isfinite(x).all() for x in _leaves(state.params))
+  assert _ckpt_steps(workdir) == [4, 6, 7]
+  recs = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  expected = sum(3 in tr.step_indices(s, num_examples=24, batch_size=8, seed=0)
+                 for s in range(STEPS))
+  assert expected > 0
+  assert sum(r["count/masked_targets/task1"] for r in recs) == expected
+  assert sum(r["count/masked_targets/task0"] for r in recs) == 0
+  assert all(np.isfinite(r["loss"]) and np.isfinite(r["loss/task1"]) for r in recs)
+
+
+def test_nan_loss_stops_before_checkpoint_and_resume_works(masked_run, tmp_path):
+  workdir = str(tmp_path)
+  base = tr.array_batches(_tiny.dataset(), batch_size=8, seed=0)
+
+  def poisoned(start):  # the batch of step 5 (index 4) has a NaN image
+    for i, b in enumerate(base(start)):
+      if start + i == 4:
+        b = dict(b, image=np.where(np.arange(8)[:, None, None, None] == 2, np.nan,
+                                   b["image"]).astype(np.float32))
+      yield b
+
+  with pytest.raises(tr.NonFiniteError) as err:
+    _tiny.run_loop(workdir, STEPS, masked=True, batches=poisoned)
+  e = err.value
+  assert e.step == 5 and e.tasks == ["task0", "task1"] and e.last_checkpoint == 4
+  assert "step 5" in str(e) and "task0, task1" in str(e)
+  # Steps 5 and 6 were NaN: no checkpoint of them (6 was due), not even at exit.
+  assert _ckpt_steps(workdir) == [2, 4]
+  recs = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in recs] == [1, 2, 4]
+  # The last good checkpoint is intact: resuming from it (clean data) gives exactly
+  # the uninterrupted run.
+  calls = []
+  resumed = _tiny.run_loop(workdir, STEPS, masked=True, step_wrapper=_counting(calls))
+  assert len(calls) == STEPS - 4
+  _assert_same(resumed.params, masked_run.params)
+  _assert_same(resumed.opt_state, masked_run.opt_state)
+
+
+def test_nan_gradient_with_finite_loss_stops(tmp_path):
+  model = _tiny.TinyNet()
+  base_loss = _tiny.loss_fn_for(model, masked=True)
+
+  def loss_fn(params, batch_stats, batch, rng):
+    loss, aux = base_loss(params, batch_stats, batch, rng)
+    # Value 0, gradient 0 * inf = NaN (sqrt at 0) on poisoned batches only.
+    extra = jax.lax.cond(batch["poison"].sum() > 0,
+                         lambda b: jnp.sum(jnp.sqrt(b * 0.0)), lambda b: jnp.sum(b * 0.0),
+                         params["dense"]["bias"])
+    return loss + extra, aux
+
+  base = tr.array_batches(dict(_tiny.dataset(), poison=np.zeros(24, np.float32)),
+                          batch_size=8, seed=0)
+
+  def batches(start):
+    for i, b in enumerate(base(start)):
+      yield dict(b, poison=b["poison"] + (start + i == 2))
+
+  mesh = tr.make_mesh()
+  step = tr.make_train_step(loss_fn, _tiny.optimizer(), mesh)
+  with pytest.raises(tr.NonFiniteError, match="gradient") as err:
+    tr.train(workdir=str(tmp_path), init_state=_tiny.initial_state, train_step=step,
+             batches=batches, num_steps=STEPS, mesh=mesh, batch_size=8,
+             checkpoint_every=2, log_every=2, progress=False)
+  assert err.value.step == 3 and err.value.gradient and err.value.values == {}
+  assert _ckpt_steps(str(tmp_path)) == [2]
+
+
+def test_best_checkpoint_is_the_best_validation_step(tmp_path):
+  val = _tiny.dataset(n=16, seed=1)
+  model = _tiny.TinyNet(axis_name=None)
+
+  @jax.jit
+  def val_mse(params, batch_stats):
+    pred = model.apply({"params": params, "batch_stats": batch_stats}, val["image"])
+    return jnp.mean(jnp.square(pred - val["target"]))
+
+  def evaluate(state):
+    return {"val/loss": float(val_mse(*tr.to_host((state.params, state.batch_stats))))}
+
+  base = tr.array_batches(_tiny.dataset(), batch_size=8, seed=0)
+
+  def batches(start):  # from step 5 on the targets are wrong: validation worsens
+    for i, b in enumerate(base(start)):
+      yield b if start + i < 4 else dict(b, target=-5.0 * b["target"])
+
+  workdir = str(tmp_path)
+  _tiny.run_loop(workdir, STEPS, batches=batches, evaluate=evaluate, eval_every=1)
+  recs = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  val_by_step = {r["step"]: r["val/loss"] for r in recs if "val/loss" in r}
+  assert sorted(val_by_step) == list(range(1, STEPS + 1))
+  best_step = min(val_by_step, key=val_by_step.get)
+  assert best_step < STEPS and val_by_step[STEPS] > val_by_step[best_step]
+  best = tr.Checkpointer(os.path.join(workdir, "best"))
+  assert best.all_steps() == [best_step]
+  assert best.saved_meta()["selection"] == {"metric": "val/loss",
+                                            "value": val_by_step[best_step]}
+  state = best.restore(jax.eval_shape(_tiny.initial_state))
+  best.close()
+  assert evaluate(state)["val/loss"] == pytest.approx(val_by_step[best_step], rel=1e-6)
+  assert _ckpt_steps(workdir)[-1] == STEPS  # the latest is kept beside it

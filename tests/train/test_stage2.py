@@ -169,3 +169,31 @@ def test_backbone_settings_default_to_config_model():
   assert s.checkpoint_dir == "stage1/checkpoints" and s.kind == "narrow"
   d = stage2._stage2_section(ml_collections.ConfigDict())  # pylint: disable=protected-access
   assert d.width == 1.0 and tuple(d.blocks) == (10, 20, 10) and d.input_scale == "unit"
+
+
+def test_stage1_best_checkpoint_by_default_latest_by_choice(tmp_path, variables, source):
+  work = str(tmp_path)
+  later = jax.tree.map(lambda a: a * np.float32(0.5), variables)
+
+  def save(folder, step, v):
+    state = {"step": np.int32(step),
+             "params": {"backbone": v["params"], "head": {"w": np.ones(2, np.float32)}},
+             "batch_stats": {"backbone": v["batch_stats"], "head": {}}}
+    with Checkpointer(tmp_path / "stage1" / folder, save_every=1, async_save=False) as c:
+      c.save(step, state, force=True)
+
+  save("checkpoints", 30, later)
+  # No validation checkpoint: "best" falls back to the latest (and says so).
+  s = stage2.run_stage2(_config(weights="stage1"), work, source=source)["stage1"]
+  assert s.info["weights"]["step"] == 30 and s.info["weights"]["selection"] == "latest"
+  save("best", 10, variables)
+  s = stage2.run_stage2(_config(weights="stage1"), work, source=source)["stage1"]
+  assert s.info["weights"]["step"] == 10 and s.info["weights"]["selection"] == "best"
+  assert stage2.weights_digest(stage2.backbone_from_feature_set(s, work)[1]) == \
+      stage2.weights_digest(variables)
+  s = stage2.run_stage2(_config(weights="stage1", stage1_checkpoint="latest"), work,
+                        source=source)["stage1"]
+  assert s.info["weights"]["step"] == 30 and s.info["weights"]["selection"] == "latest"
+  with pytest.raises(ValueError, match="config.stage2.stage1_checkpoint"):
+    stage2.run_stage2(_config(weights="stage1", stage1_checkpoint="newest"), work,
+                      source=source)
