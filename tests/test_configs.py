@@ -50,5 +50,26 @@ def test_unknown_stage1_source_names_the_key(tmp_path):
   config = importlib.import_module("configs.deepfl_online").get_config()
   config.stage1.source = "imagenet"
   config.stage1.calibration_steps = 0
+  config.model.init_from = "scratch"
   with pytest.raises(ValueError, match="config.stage1.source"):
+    stage1.run_stage1(config, str(tmp_path))
+
+
+STAGE1_CONFIGS = [n for n in CONFIGS if "stage1" in
+                  importlib.import_module(f"configs.{n}").get_config().stages]
+
+
+@pytest.mark.parametrize("name", STAGE1_CONFIGS)
+def test_stage1_never_starts_from_random_weights_silently(name, tmp_path):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  if name == "demo":  # the demo asks for random weights, explicitly
+    assert config.model.init_from == "scratch"
+    return
+  with pytest.raises(ValueError, match="config.model.init_from") as err:
+    stage1.run_stage1(config, str(tmp_path))
+  msg = str(err.value)
+  assert stage1.KERAS_IMAGENET_WEIGHTS in msg and "init_from=scratch" in msg
+  assert not (tmp_path / "stage1").exists()  # refused before any work
+  config.model.init_from = str(tmp_path / "missing.h5")
+  with pytest.raises(FileNotFoundError, match="missing.h5"):
     stage1.run_stage1(config, str(tmp_path))

@@ -1,7 +1,9 @@
-"""Host-side NumPy input pipeline over a built IQA database (`tfds.data_source`).
+"""Host input pipeline over a built IQA database (`tfds.data_source`), on Grain.
 
-No TensorFlow: TFDS reads the array_record files and decodes PNGs with PIL/OpenCV; this
-module orders, shards, batches and prefetches.
+No TensorFlow: TFDS reads the array_record files and decodes PNGs with PIL/OpenCV;
+Grain (`grain.MapDataset` -> `IterDataset`) runs the reading, decoding and batching,
+in this process (threads) or in worker processes (`num_workers`), with prefetch and a
+checkpointable iterator state. This module fixes the order, sharding and batches.
 
 Order and resumption. Step s of a run (s = 0, 1, ...) is a pure function of
 (seed, s): epoch e = s // steps_per_epoch uses the permutation
@@ -10,7 +12,11 @@ batch b = s % steps_per_epoch is its slice [b*G, (b+1)*G) with G = batch_size *
 process_count. Process p takes rows [p*B, (p+1)*B) of that global batch (B = batch
 size per process), so the processes' batches at a step are disjoint and together equal
 the one-process global batch. A run restarted with `start_step=s` therefore sees
-exactly the batches it would have seen, on any number of processes.
+exactly the batches it would have seen, on any number of processes. Grain's element
+is one step's batch (`MapDataset.range(start, stop).map(StepBatch)`), so its workers
+split steps, not rows, and the batches do not depend on the number of workers either.
+The iterator's state (`Batches.get_state`, Grain's state plus the step) is saved with
+the orbax checkpoint (`train.checkpoint`), so a resumed run continues the same stream.
 
 Every batch carries `mask` (bool, (B,)): False marks padding rows of the last batch
 when `drop_remainder=False` (they repeat the batch's first record); evaluation code
@@ -19,11 +25,9 @@ must weight by it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
-import queue
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -191,10 +195,7 @@ def _collate(examples: list[Example]) -> dict[str, np.ndarray]:
   return out
 
 
-def _fetch(records, idx: np.ndarray, pool: ThreadPoolExecutor | None = None
-           ) -> list[Example]:
-  if pool is not None:  # PNG decoding releases the GIL: threads overlap it
-    return list(pool.map(lambda i: records[int(i)], idx))
+def _fetch(records, idx: np.ndarray) -> list[Example]:
   getitems = getattr(records, "__getitems__", None)
   if getitems is not None:
     return list(getitems([int(i) for i in idx]))
@@ -203,13 +204,13 @@ def _fetch(records, idx: np.ndarray, pool: ThreadPoolExecutor | None = None
 
 def make_batch(source: IqaSource | Sequence[Example], idx: np.ndarray, mask: np.ndarray, *,
                step: int, seed: int = 0, process_index: int = 0, batch_size: int = 0,
-               fields: Sequence[str] | None = None, transform: Transform | None = None,
-               pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
+               fields: Sequence[str] | None = None, transform: Transform | None = None
+               ) -> dict[str, np.ndarray]:
   """Reads, transforms and stacks the records `idx` (one process's part of `step`).
   The transform's generator is seeded by (seed, step, row in the global batch), so
   random crops do not depend on the process layout either."""
   records = source.records if isinstance(source, IqaSource) else source
-  examples = _fetch(records, idx, pool)
+  examples = _fetch(records, idx)
   out = []
   for j, ex in enumerate(examples):
     ex = dict(ex) if fields is None else {k: ex[k] for k in fields}
@@ -222,67 +223,105 @@ def make_batch(source: IqaSource | Sequence[Example], idx: np.ndarray, mask: np.
   return batch
 
 
-def _put(q: queue.Queue, halt: threading.Event, item) -> bool:
-  while not halt.is_set():
-    try:
-      q.put(item, timeout=0.1)
-      return True
-    except queue.Full:
-      continue
-  return False
+@dataclasses.dataclass
+class StepBatch:
+  """Grain map: step -> this process's batch of that step (`batch_indices` +
+  `make_batch`). A plain picklable object, so Grain's worker processes can run it."""
+  source: Any
+  indices: np.ndarray
+  batch_size: int
+  seed: int
+  shuffle: bool
+  process_index: int
+  process_count: int
+  drop_remainder: bool
+  fields: Sequence[str] | None
+  transform: Transform | None
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    step = int(step)
+    idx, mask = batch_indices(self.indices, step, batch_size=self.batch_size,
+                              seed=self.seed, shuffle=self.shuffle,
+                              process_index=self.process_index,
+                              process_count=self.process_count,
+                              drop_remainder=self.drop_remainder)
+    return make_batch(self.source, idx, mask, step=step, seed=self.seed,
+                      process_index=self.process_index, batch_size=self.batch_size,
+                      fields=self.fields, transform=self.transform)
 
 
-def _produce_loop(produce, start, stop, q: queue.Queue, halt: threading.Event):
-  # A module-level function: the thread must not hold the iterator, so that dropping
-  # the iterator (garbage collection -> __del__) stops the thread.
-  s = start
-  try:
-    while (stop is None or s < stop) and not halt.is_set():
-      if not _put(q, halt, ("ok", produce(s))):
-        return
-      s += 1
-    _put(q, halt, ("end", None))
-  except BaseException as e:  # pylint: disable=broad-except
-    _put(q, halt, ("error", e))
+_FOREVER = 2 ** 62  # the stop of an endless stream (Grain datasets have a length)
 
 
-class Prefetch:
-  """Iterator that runs `produce(step)` for consecutive steps in a background thread,
-  keeping up to `size` results ready. Exceptions reach the consumer; `close()` (or the
-  context manager, or dropping the iterator) stops the thread."""
+def _grain():
+  import grain  # pylint: disable=import-outside-toplevel
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  # Grain reads absl flags; outside an absl app (tests, notebooks) use their defaults.
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  return grain
 
-  def __init__(self, produce: Callable[[int], Any], start: int, stop: int | None,
-               size: int = 2):
-    self.step = start
-    self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
-    self._stop = threading.Event()
-    self._thread = threading.Thread(
-        target=_produce_loop, args=(produce, start, stop, self._queue, self._stop),
-        daemon=True)
-    self._thread.start()
+
+class Batches:
+  """Iterator over the batches of steps start, start + 1, ... (`batches`).
+
+  `.step` is the step of the next batch. `get_state()` / `set_state()` (JSON bytes:
+  Grain's iterator state, the step and the stream's first step) make it an item of an
+  orbax checkpoint (`grain.checkpoint.CheckpointHandler`). `close()` (or the context
+  manager) stops Grain's threads and worker processes.
+  """
+
+  def __init__(self, fn: StepBatch, start: int, stop: int | None, *, prefetch: int,
+               num_workers: int):
+    self._fn, self._stop = fn, stop
+    self._prefetch, self._num_workers = max(1, int(prefetch)), int(num_workers)
+    self._it = None
+    self._open(start)
+
+  def _open(self, start: int, grain_state=None):
+    grain = _grain()
+    self.close()
+    self._start = self.step = int(start)
+    stop = _FOREVER if self._stop is None else max(int(self._stop), self._start)
+    ds = grain.MapDataset.range(self._start, stop).map(self._fn)
+    # Threads read (and decode) `prefetch` steps ahead in this process...
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=self._prefetch,
+                                              prefetch_buffer_size=self._prefetch))
+    if self._num_workers > 0:  # ...or worker processes, each a step at a time.
+      ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self._num_workers, per_worker_buffer_size=self._prefetch))
+    self._it = iter(ds)
+    if grain_state is not None:
+      self._it.set_state(grain_state)
 
   def __iter__(self):
     return self
 
-  def __next__(self):
-    if self._stop.is_set():
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._it is None:
       raise StopIteration
-    kind, value = self._queue.get()
-    if kind == "ok":
-      self.step += 1
-      return value
-    self.close()
-    if kind == "error":
-      raise value
-    raise StopIteration
+    batch = next(self._it)
+    self.step += 1
+    return batch
 
-  def close(self):
-    self._stop.set()
-    if self._thread is not threading.current_thread():
-      self._thread.join(timeout=5)
+  def get_state(self) -> bytes:
+    """The position after the last batch returned, as JSON bytes."""
+    return json.dumps({"start": self._start, "step": self.step,
+                       "grain": self._it.get_state()}).encode()
 
-  def __del__(self):
-    self._stop.set()
+  def set_state(self, state: bytes | str | dict) -> None:
+    """Moves to a position saved by `get_state` (of a stream with the same settings)."""
+    d = json.loads(state) if isinstance(state, (bytes, str)) else dict(state)
+    self._open(int(d["start"]), d["grain"])
+    self.step = int(d["step"])
+
+  def start_prefetch(self) -> None:
+    """Part of Grain's checkpoint protocol; reading starts on the first `next`."""
+
+  def close(self) -> None:
+    it, self._it = self._it, None
+    if it is not None and hasattr(it, "close"):
+      it.close()
 
   def __enter__(self):
     return self
@@ -297,16 +336,18 @@ def batches(source: IqaSource | Sequence[Example], indices: Sequence[int] | None
             process_index: int | None = None, process_count: int | None = None,
             drop_remainder: bool = True, fields: Sequence[str] | None = None,
             transform: Transform | None = None, prefetch: int = 2,
-            num_workers: int = 0) -> Prefetch:
+            num_workers: int = 0) -> Batches:
   """Batches of `source` over `indices` (default: all records; e.g. a part from
   splits.py) for this process, from `start_step` on.
 
   process_index / process_count default to `jax.process_index()` /
   `jax.process_count()`; `batch_size` is per process. `num_epochs=None` repeats
   forever. Yields dicts of NumPy arrays (strings as object arrays) plus `mask`; the
-  returned iterator's `.step` is the step of the next batch (store it in checkpoints).
-  `num_workers` > 0 reads and decodes the records of a batch in that many threads
-  (the order and content of batches do not depend on it).
+  returned iterator's `.step` is the step of the next batch and `get_state()` its
+  checkpointable state. `prefetch` steps are read ahead (by as many threads);
+  `num_workers` > 0 reads and decodes in that many Grain worker processes (the source
+  and transform must be picklable; the order and content of batches do not depend
+  on it).
   """
   if process_index is None or process_count is None:
     import jax  # pylint: disable=import-outside-toplevel
@@ -314,26 +355,23 @@ def batches(source: IqaSource | Sequence[Example], indices: Sequence[int] | None
     process_count = jax.process_count() if process_count is None else process_count
   n = len(source)
   indices = np.arange(n) if indices is None else np.asarray(indices, np.int64)
+  # Checked here, not at the first batch: a bad layout fails before any worker starts.
+  batch_indices(indices, 0, batch_size=batch_size, seed=seed, shuffle=shuffle,
+                process_index=process_index, process_count=process_count,
+                drop_remainder=drop_remainder)
   spe = steps_per_epoch(len(indices), batch_size, process_count, drop_remainder)
   stop = None if num_epochs is None else num_epochs * spe
-  pool = ThreadPoolExecutor(num_workers) if num_workers > 0 else None
-
-  def produce(step: int):
-    idx, mask = batch_indices(indices, step, batch_size=batch_size, seed=seed,
-                              shuffle=shuffle, process_index=process_index,
-                              process_count=process_count, drop_remainder=drop_remainder)
-    return make_batch(source, idx, mask, step=step, seed=seed,
-                      process_index=process_index, batch_size=batch_size, fields=fields,
-                      transform=transform, pool=pool)
-
-  return Prefetch(produce, start_step, stop, prefetch)
+  fn = StepBatch(source, indices, batch_size, seed, shuffle, process_index,
+                 process_count, drop_remainder, None if fields is None else
+                 tuple(fields), transform)
+  return Batches(fn, start_step, stop, prefetch=prefetch, num_workers=num_workers)
 
 
 def reading_speed(source: IqaSource | Sequence[Example], *, batch_size: int = 32,
                   num_batches: int = 20, warmup: int = 2, seed: int = 0,
                   prefetch: int = 2, num_workers: int = 0) -> dict[str, float]:
   """Images per second read (decode + batch) from `source` by `batches` on one
-  process; for experiments/bench_input.py."""
+  process (`num_workers` Grain worker processes); for experiments/bench_input.py."""
   it = batches(source, batch_size=batch_size, seed=seed, num_epochs=None,
                process_index=0, process_count=1, drop_remainder=False, prefetch=prefetch,
                num_workers=num_workers)

@@ -1,8 +1,10 @@
 """Orbax checkpoints of the `TrainState`: every N steps and at exit, keep K, resume.
 
-Layout: `<workdir>/checkpoints/<step>/{state, meta}`; `meta` (JSON) records what fixes
-the data order (global batch size, seed), so a resume that would silently change it is
-refused. All processes call `save` (orbax writes each replicated array once).
+Layout: `<workdir>/checkpoints/<step>/{state, meta, data}`; `meta` (JSON) records what
+fixes the data order (global batch size, seed), so a resume that would silently change
+it is refused; `data` (when the input iterator has a state, e.g. the Grain pipeline's)
+holds each process's input position, restored into the new iterator on resume. All
+processes call `save` (orbax writes each replicated array once).
 """
 from __future__ import annotations
 
@@ -13,6 +15,16 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+
+class _DataState:
+  """A frozen input-iterator state in the shape Grain's checkpoint handler saves."""
+
+  def __init__(self, state: bytes):
+    self._state = state
+
+  def get_state(self) -> bytes:
+    return self._state
 
 
 class Checkpointer:
@@ -40,8 +52,12 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=1, max_to_keep=keep, create=True,
         enable_async_checkpointing=async_save)
-    self._mngr = ocp.CheckpointManager(self.directory, options=options,
-                                       item_names=("state", "meta"))
+    import grain  # pylint: disable=import-outside-toplevel
+    self._mngr = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "meta": ocp.JsonCheckpointHandler(),
+                       "data": grain.checkpoint.CheckpointHandler()})
 
   def latest_step(self) -> int | None:
     return self._mngr.latest_step()
@@ -54,20 +70,36 @@ class Checkpointer:
     return step % self.save_every == 0
 
   def save(self, step: int, state, *, force: bool = False,
-           extra_meta: dict | None = None) -> bool:
+           extra_meta: dict | None = None, data=None) -> bool:
     """Saves `state` as `step` if due (or forced and not saved yet). True if saved.
 
     `extra_meta` (JSON values) is stored with this checkpoint only and not checked on
-    restore (e.g. the validation score of a best checkpoint)."""
+    restore (e.g. the validation score of a best checkpoint). `data`: the input
+    iterator (with `get_state() -> bytes`, e.g. `data.pipeline.Batches`); its state
+    at this call is saved as item "data" (one file per process, Grain's format)."""
     if step in self.all_steps():
       return False  # never overwrite an existing checkpoint
     if not force and step % self.save_every:
       return False
+    import grain  # pylint: disable=import-outside-toplevel
     meta = dict(extra_meta or {}, **self.meta, step=step)
-    return self._mngr.save(
-        step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                      meta=ocp.args.JsonSave(meta)),
-        force=True)
+    items = dict(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+    if data is not None:
+      # A snapshot now: an asynchronous save must not see later batches.
+      items["data"] = grain.checkpoint.CheckpointSave(_DataState(data.get_state()))
+    return self._mngr.save(step, args=ocp.args.Composite(**items), force=True)
+
+  def restore_data(self, iterator, step: int | None = None) -> bool:
+    """Sets `iterator` (with `set_state`) to the input state saved with `step`
+    (default: latest). False (iterator untouched) when that checkpoint has none."""
+    import grain  # pylint: disable=import-outside-toplevel
+    step = self.latest_step() if step is None else step
+    if step is None or not os.path.isdir(os.path.join(self.directory, str(step),
+                                                      "data")):
+      return False
+    self._mngr.restore(step, args=ocp.args.Composite(
+        data=grain.checkpoint.CheckpointRestore(iterator)))
+    return True
 
   def saved_meta(self, step: int | None = None) -> dict:
     """The JSON meta saved with `step` (default: latest)."""

@@ -346,13 +346,13 @@ class BestCheckpoint:
 
 
 def _save_at_exit(ckpt: Checkpointer, step: int, state: TrainState,
-                  pending: list[tuple[int, dict]]) -> None:
+                  pending: list[tuple[int, dict]], data=None) -> None:
   """The exit checkpoint (also on Ctrl-C / SIGTERM), only of a state whose unchecked
   steps are all finite."""
   try:
     if pending:
       _check_pending(pending, ckpt.latest_step())
-    ckpt.save(step, state, force=True)
+    ckpt.save(step, state, force=True, data=data)
   except NonFiniteError as e:
     logging.error("not checkpointing step %d at exit: %s", step, e)
   except Exception as e:  # pylint: disable=broad-except
@@ -383,7 +383,9 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
       traced abstractly as the template of a restore.
     train_step: `(replicated state, sharded batch) -> (state, metrics)`, e.g. from
       `parallel.make_train_step`.
-    batches: `batches(start_step)` -> iterator of this process's batches.
+    batches: `batches(start_step)` -> iterator of this process's batches. An
+      iterator with `get_state` / `set_state` (`data.pipeline.Batches`) has its state
+      saved with each checkpoint and restored on resume.
     batch_size: global batch (for images/s and the checkpoint's data-order record).
     meta: extra JSON values that must match on resume (e.g. the seed).
     evaluate: `state -> {name: float}` validation metrics (same on every process),
@@ -415,6 +417,9 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   bar = Progress(num_steps, start, desc=desc, examples_per_step=batch_size,
                  enabled=progress and jax.process_index() == 0)
   data = iter(batches(start))
+  if latest is not None and hasattr(data, "set_state"):
+    ckpt.restore_data(data, latest)  # the input position saved with the state
+  data_state = data if hasattr(data, "get_state") else None
   step, t_log, step_log = start, time.perf_counter(), start
   pending: list[tuple[int, dict]] = []  # device metrics not yet checked
   window: list[dict[str, float]] = []   # checked host metrics of this log window
@@ -454,7 +459,7 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
         if record:
           writer.write(step, record)
         bar.update(step, record, force=log_due)
-        ckpt.save(step, state)
+        ckpt.save(step, state, data=data_state)
   except NonFiniteError:
     failed = True
     raise
@@ -462,7 +467,9 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
     bar.close()
     writer.close()
     if not failed:
-      _save_at_exit(ckpt, step, state, pending)
+      _save_at_exit(ckpt, step, state, pending, data_state)
+    if hasattr(data, "close"):
+      data.close()  # stops input threads / worker processes
     ckpt.close()
     if best is not None:
       best.close()

@@ -143,24 +143,41 @@ def test_built_database_through_data_source(tmp_path):
   assert builder.info.splits["references"].num_examples == 5
 
 
-def test_num_workers_do_not_change_batches():
+def test_worker_processes_do_not_change_batches_and_stop_on_close():
+  import multiprocessing
   src = memory_source(20)
-  kw = dict(batch_size=5, seed=3, process_index=0, process_count=1)
+
+  def jitter(ex, rng):  # a closure: Grain ships it to the workers with cloudpickle
+    return dict(ex, noise=rng.normal(size=2))
+
+  kw = dict(batch_size=5, seed=3, process_index=0, process_count=1, transform=jitter)
   a = collect(pipeline.batches(src, **kw), 6)
-  b = collect(pipeline.batches(src, num_workers=3, **kw), 6)
+  before = set(multiprocessing.active_children())
+  it = pipeline.batches(src, num_workers=2, **kw)
+  b = collect(it, 6)  # collect closes the iterator
   assert [ids(x) for x in a] == [ids(x) for x in b]
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x["noise"], y["noise"])
+  assert not set(multiprocessing.active_children()) - before  # workers are gone
 
 
-def test_dropping_the_iterator_stops_its_thread():
-  import gc
-  it = pipeline.batches(memory_source(8), batch_size=2, seed=0, process_index=0,
-                        process_count=1)
-  next(it)
-  thread = it._thread  # pylint: disable=protected-access
-  del it
-  gc.collect()
-  thread.join(timeout=2)
-  assert not thread.is_alive()
+@pytest.mark.parametrize("workers", [0, 2])
+def test_iterator_state_restores_the_stream(workers):
+  src = memory_source(17)
+  kw = dict(batch_size=3, seed=4, process_index=0, process_count=1,
+            num_workers=workers)
+  it = pipeline.batches(src, **kw)
+  with it:
+    first = [ids(next(it)) for _ in range(4)]
+    state = it.get_state()
+    rest = [ids(next(it)) for _ in range(5)]
+  assert it.step == 9
+  again = pipeline.batches(src, **kw)  # a new process: set the saved state
+  again.set_state(state)
+  assert again.step == 4
+  assert [ids(b) for b in collect(again, 5)] == rest
+  positioned = collect(pipeline.batches(src, start_step=4, **kw), 5)
+  assert [ids(b) for b in positioned] == rest and first != rest[:4]
 
 
 def test_in_memory_source_with_splits():

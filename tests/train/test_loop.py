@@ -307,3 +307,32 @@ def test_best_checkpoint_is_the_best_validation_step(tmp_path):
   best.close()
   assert evaluate(state)["val/loss"] == pytest.approx(val_by_step[best_step], rel=1e-6)
   assert _ckpt_steps(workdir)[-1] == STEPS  # the latest is kept beside it
+
+
+def test_grain_iterator_state_is_checkpointed_and_restored(uninterrupted, tmp_path):
+  from deepfl_jax.data import pipeline
+  _, full, _ = uninterrupted
+  data = _tiny.dataset()
+  examples = [{"image": data["image"][i], "target": data["target"][i]}
+              for i in range(len(data["image"]))]
+  restored = []
+
+  def batches(start):
+    it = pipeline.batches(examples, batch_size=8, seed=0, start_step=start,
+                          fields=("image", "target"))
+    set_state = it.set_state
+
+    def recording(state):
+      restored.append(state)
+      set_state(state)
+    it.set_state = recording
+    return it
+
+  workdir = str(tmp_path)
+  _tiny.run_loop(workdir, 3, batches=batches)
+  saved = os.path.join(workdir, "checkpoints", "3", "data", "process_0-of-1.json")
+  assert json.loads(open(saved).read())["step"] == 3
+  resumed = _tiny.run_loop(workdir, STEPS, batches=batches)
+  assert len(restored) == 1 and json.loads(restored[0])["step"] == 3
+  # Grain's batches over the same records in the same order: the same training.
+  _assert_same(resumed.params, full.params)
