@@ -23,6 +23,7 @@ setup(
         "pillow",          # image files (golden images, user folders)
         "scikit-image",    # ships the pristine photographs of the embedded default data
         "array_record",    # random-access storage of the TFDS builders
+        "grain>=0.2.18",   # host input pipeline (workers, checkpointable iterator)
         "tensorboardX",    # TensorBoard summaries of training runs
         "h5py",            # Keras .h5 / .hdf5 weights (ImageNet, the released model)
     ],

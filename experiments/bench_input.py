@@ -9,8 +9,9 @@
    bottleneck.
 2. Reading a built TFDS dataset (`data.pipeline.reading_speed`): a KADID-10k-layout
    folder is written from mini-KADID images (512x384 PNGs), built with the kadid10k
-   builder into array_record, and read back (PNG decode + batching), or pass
-   --dataset/--data-dir for a database you built.
+   builder into array_record, and read back (PNG decode + batching) by the Grain
+   pipeline with 0, 1 and 2 worker processes, or pass --dataset/--data-dir for a
+   database you built.
 
   python experiments/bench_input.py [--crop 384,512] [--batch 8] [--group 4]
       [--types all|1,11,...] [--steps 5] [--read-images 100] [--work /tmp/bench_input]
@@ -104,7 +105,8 @@ def bench_reading(args) -> None:
   for workers in (0, 1, 2):
     r = pipeline.reading_speed(source, batch_size=args.read_batch,
                                num_batches=args.read_batches, num_workers=workers)
-    print(f"reading {label}, {workers} decode threads: {r['images_per_s']:.1f} images/s")
+    print(f"reading {label}, {workers} Grain worker processes: "
+          f"{r['images_per_s']:.1f} images/s")
 
 
 def main():

@@ -127,3 +127,49 @@ def test_head_layers_follow_config_and_mismatch_names_the_keys():
   assert kernels == [(16, 32), (32, NUM_PROXIES)]
   with pytest.raises(ValueError, match="head_hidden .* head_dropout"):
     stage1.make_model(head_hidden=(64, 32), head_dropout=(0.0,))
+
+
+_MASKED_WORKER = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import PartitionSpec as P
+from deepfl_jax import train as tr
+from deepfl_jax.train import stage1
+rng = np.random.default_rng(0)
+pred, target = rng.uniform(size=(8, 3)), rng.uniform(size=(8, 3))
+target[[0, 1, 2], 1] = np.nan  # all on the first device's rows: uneven counts
+target[:, 2] = np.nan          # a task without any label in the batch
+def per_device(p, t):
+  per_task, n_bad, loss = stage1.masked_task_mse(p, t)
+  return jax.lax.pmean((per_task, loss), tr.DATA_AXIS) + (n_bad,)
+mesh = tr.make_mesh()
+f = jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(tr.DATA_AXIS),) * 2,
+                          out_specs=P()))
+per_task, loss, n_bad = f(jnp.asarray(pred, jnp.float32), jnp.asarray(target, jnp.float32))
+json.dump({"devices": len(jax.devices()), "per_task": np.asarray(per_task).tolist(),
+           "loss": float(loss), "n_bad": np.asarray(n_bad).tolist()}, open(sys.argv[1], "w"))
+"""
+
+
+def test_masked_loss_over_devices_equals_the_global_masked_mean(tmp_path):
+  import json
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
+  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+             PYTHONPATH=root)
+  out = tmp_path / "r.json"
+  proc = subprocess.run([sys.executable, "-c", _MASKED_WORKER, str(out)], env=env,
+                        capture_output=True, text=True, timeout=240)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  r = json.loads(out.read_text())
+  assert r["devices"] == 4
+  rng = np.random.default_rng(0)
+  pred, target = rng.uniform(size=(8, 3)), rng.uniform(size=(8, 3))
+  want0 = np.mean((pred[:, 0] - target[:, 0]) ** 2)
+  want1 = np.mean((pred[3:, 1] - target[3:, 1]) ** 2)
+  np.testing.assert_allclose(r["per_task"][:2], [want0, want1], rtol=1e-5)
+  assert r["per_task"][2] == 0.0 and r["n_bad"] == [0, 3, 8]
+  np.testing.assert_allclose(r["loss"], (want0 + want1) / 2, rtol=1e-5)
