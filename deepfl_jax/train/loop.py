@@ -29,6 +29,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from deepfl_jax import atomic
 from deepfl_jax.train import optim, parallel
 from deepfl_jax.train.checkpoint import Checkpointer
 from deepfl_jax.train.state import TrainState
@@ -177,8 +178,7 @@ class MetricWriter:
     if os.path.exists(self.path):
       with open(self.path) as f:
         keep = [l for l in f if l.strip() and json.loads(l)["step"] <= resume_step]
-      with open(self.path, "w") as f:
-        f.writelines(keep)
+      atomic.write_text(self.path, "".join(keep))  # a kill here keeps the old log
     try:
       import tensorboardX
     except ImportError:
