@@ -39,6 +39,7 @@ def stage1_config() -> ml_collections.ConfigDict:
   c.val_fraction = 0.02         # pristine contents held out for validation (0 = none)
   c.val_seed = 0                # which contents, and their fixed distortions
   c.val_batches = 16            # validation set: this many batches, synthesised once
+  c.num_workers = 0             # Grain worker processes decoding pristine images
   return c
 
 

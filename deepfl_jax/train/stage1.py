@@ -180,7 +180,9 @@ def run_stage1(config, workdir: str):
   val_fraction (pristine contents held out for validation, default 0.02; 0 = none),
   val_seed (which contents, and their fixed distortions), val_batches (validation
   set size in batches; evaluated every config.train.eval_every steps; the best
-  state by mean validation MSE is kept in `workdir/stage1/best`).
+  state by mean validation MSE is kept in `workdir/stage1/best`), num_workers (Grain
+  worker processes reading and cropping the pristine images; 0 = threads in this
+  process).
   config.model keys: width, blocks, input_scale ("unit" | "keras"), head_hidden /
   head_dropout (the multi-task head's layers; default the paper's MLSP stack),
   init_from (required: Keras ImageNet .h5 or orbax folder with backbone weights, or
@@ -255,7 +257,8 @@ def run_stage1(config, workdir: str):
 
   def batches(start_step):
     for b in synthesis.stream(source, train_idx, config=syn, seed=int(config.train.seed),
-                              equalizer=equalizer, start_step=start_step):
+                              equalizer=equalizer, start_step=start_step,
+                              num_workers=int(c.get("num_workers", 0))):
       yield {"image": b["image"], "target": b["target"]}  # stay on the device
 
   mesh = parallel.make_mesh()
