@@ -12,7 +12,8 @@ from deepfl_jax.train.state import TrainState, param_count
 
 __all__ = [
     "Checkpointer", "compute_dtype", "default_optim_config", "default_train_config",
-    "BestCheckpoint", "MetricWriter", "NonFiniteError", "Preempted", "Progress", "array_batches", "fit", "step_indices",
+    "BestCheckpoint", "MetricWriter", "NonFiniteError", "Preempted", "Progress",
+    "array_batches", "fit", "step_indices",
     "train", "from_config", "make_optimizer", "make_schedule", "DATA_AXIS",
     "check_batch_size", "make_mesh", "make_train_step", "replicate", "shard_batch",
     "to_host", "TrainState", "param_count",

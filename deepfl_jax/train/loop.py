@@ -5,8 +5,9 @@ data for an iterator positioned at that step (so a resumed run sees the same bat
 as an uninterrupted one), runs the step function, logs metrics as JSON lines
 (`metrics.jsonl`) and TensorBoard summaries (`tensorboard/`, via tensorboardX when
 installed), shows a progress bar with rate and ETA on stderr, and checkpoints every N
-steps and at exit (also on Ctrl-C / SIGTERM, as at preemption). A NaN/inf loss, task loss or gradient stops the run
-(`NonFiniteError`, naming the step and tasks) before any checkpoint of the bad state.
+steps and at exit (also on Ctrl-C / SIGTERM, as at preemption). A NaN/inf loss, task
+loss or gradient stops the run (`NonFiniteError`, naming the step and tasks) before
+any checkpoint of the bad state.
 With a validation function, the state with the best validation score is kept in
 `best/` beside the latest checkpoints (model selection for Stage 2).
 

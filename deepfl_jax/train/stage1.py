@@ -188,10 +188,6 @@ def run_stage1(config, workdir: str):
   init_from (required: Keras ImageNet .h5 or orbax folder with backbone weights, or
   "scratch" for random weights; `check_init_from`).
   """
-  import os
-
-  import numpy as np
-
   from deepfl_jax.data import histeq, synthesis
   from deepfl_jax.models import host_init, load_variables, tap_widths
   from absl import logging
