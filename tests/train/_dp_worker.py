@@ -135,8 +135,15 @@ def multi(out_dir: str, port: str, process_id: str):
   import _tiny
   from deepfl_jax import train as tr
   assert jax.process_count() == 2 and jax.device_count() == 2 * jax.local_device_count()
-  # Each process reads only its half of each global batch (step_indices' slice).
-  state = _tiny.run_loop(os.path.join(out_dir, "run"), num_steps=5, checkpoint_every=2)
+  # Each process reads only its half of each global batch, through the Grain pipeline
+  # (its iterator state goes into the checkpoint, one file per process).
+  from deepfl_jax.data import pipeline
+  data = _tiny.dataset()
+  examples = [{k: v[i] for k, v in data.items()} for i in range(len(data["image"]))]
+  state = _tiny.run_loop(
+      os.path.join(out_dir, "run"), num_steps=5, checkpoint_every=2,
+      batches=lambda start: pipeline.batches(examples, batch_size=4, seed=0,
+                                             start_step=start, fields=("image", "target")))
   params = tr.to_host(state.params)
   flat = {"/".join(str(k.key) for k in path): v
           for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}

@@ -103,6 +103,10 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
   steps = sorted(int(p.name) for p in (tmp_path / "run" / "checkpoints").iterdir()
                  if p.name.isdigit())
   assert steps == [2, 4, 5]
+  # Each process's input position (Grain iterator state) is saved with the state.
+  for i in range(2):
+    saved = tmp_path / "run" / "checkpoints" / "4" / "data" / f"process_{i}-of-2.json"
+    assert json.loads(saved.read_text())["step"] == 4
 
   # The same run in this process on one device (sync BN over the whole batch) matches.
   ref = _tiny.run_loop(str(tmp_path / "ref"), num_steps=5,
