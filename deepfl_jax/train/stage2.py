@@ -182,6 +182,12 @@ def _stage1_variables(workdir, checkpoint_dir: str, which: str = "best"
       raise FileNotFoundError(f"config.stage2.weights='stage1': {directory} holds no "
                               "checkpoint; run Stage 1 first")
   v, info = _stage1_from_step_dir(os.path.join(directory, str(step)))
+  bad = [jax.tree_util.keystr(path) for path, leaf in
+         jax.tree_util.tree_flatten_with_path(v)[0] if not np.all(np.isfinite(leaf))]
+  if bad:  # e.g. a run from before Stage 1 stopped on NaN/inf
+    raise ValueError(f"the Stage 1 checkpoint {info['checkpoint']} has non-finite "
+                     f"weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                     "use an earlier checkpoint or rerun Stage 1")
   return v, dict(info, step=int(step), selection=chosen)
 
 

@@ -197,3 +197,7 @@ def test_stage1_best_checkpoint_by_default_latest_by_choice(tmp_path, variables,
   with pytest.raises(ValueError, match="config.stage2.stage1_checkpoint"):
     stage2.run_stage2(_config(weights="stage1", stage1_checkpoint="newest"), work,
                       source=source)
+  # NaN weights (a checkpoint written before Stage 1 stopped on them) are refused.
+  save("best", 40, jax.tree.map(lambda a: a * np.float32(np.nan), variables))
+  with pytest.raises(ValueError, match="non-finite weights"):
+    stage2.run_stage2(_config(weights="stage1"), work, source=source)
