@@ -19,7 +19,7 @@ reconstructions (`scqi_proxy`, `add_gsim_proxy`), and SFF uses our own W.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 import zlib
 
@@ -27,6 +27,7 @@ import jax
 import numpy as np
 from PIL import Image
 
+from deepfl_jax import atomic
 from deepfl_jax.data import histeq
 from deepfl_jax.metrics import correlation, fused
 
@@ -187,11 +188,13 @@ def run(config, workdir: str) -> dict:
     if len(batch) >= c.batch_size:
       flush()
   flush()
-  with open(cache_path, "w", newline="") as f:
-    w = csv.writer(f)
+  if atomic.is_writer():  # the cache a rerun reads: written whole or not at all
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
     w.writerow(["dist_im", *names])
     for d, s in cache.items():
       w.writerow([d, *[repr(float(v)) for v in s]])
+    atomic.write_text(cache_path, buf.getvalue())
 
   idx = np.array([row[0] for row in rows], np.int64)
   pub = published[idx][:, columns] if rows else np.zeros((0, len(names)))
@@ -214,11 +217,10 @@ def run(config, workdir: str) -> dict:
     sel = types == t
     report["by_type"][f"{t} {DISTORTIONS[t].name}"] = {
         n: agreement(pub[sel, j], ours[sel, j]) for j, n in enumerate(names)}
-  with open(os.path.join(out_dir, "agreement.json"), "w") as f:
-    json.dump(report, f, indent=1)
   text = markdown(report)
-  with open(os.path.join(out_dir, "agreement.md"), "w") as f:
-    f.write(text)
+  if atomic.is_writer():
+    atomic.write_json(os.path.join(out_dir, "agreement.json"), report, indent=1)
+    atomic.write_text(os.path.join(out_dir, "agreement.md"), text)
   print(text)
   print(f"Written: {os.path.join(out_dir, 'agreement.json')}, agreement.md, {OURS_FILE}")
   return report
