@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from absl import logging
 
 Example = dict[str, Any]
 Transform = Callable[[Example, np.random.Generator], Example]
@@ -312,7 +313,14 @@ class Batches:
   def set_state(self, state: bytes | str | dict) -> None:
     """Moves to a position saved by `get_state` (of a stream with the same settings)."""
     d = json.loads(state) if isinstance(state, (bytes, str)) else dict(state)
-    self._open(int(d["start"]), d["grain"])
+    try:
+      self._open(int(d["start"]), d["grain"])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+      # Grain's state depends on the worker count (e.g. a resume on another machine);
+      # the stream is a pure function of the step, so position by the step instead.
+      logging.warning("input state of another layout (%s); continuing at step %d",
+                      e, int(d["step"]))
+      self._open(int(d["step"]))
     self.step = int(d["step"])
 
   def start_prefetch(self) -> None:

@@ -180,6 +180,10 @@ def test_iterator_state_restores_the_stream(workers):
   if not workers:  # the state and `start_step` give the same stream
     positioned = collect(pipeline.batches(src, start_step=4, **kw), 5)
     assert [ids(b) for b in positioned] == rest
+  else:  # a resume with another worker count continues at the saved step
+    other = pipeline.batches(src, **dict(kw, num_workers=0))
+    other.set_state(state)
+    assert [ids(b) for b in collect(other, 5)] == rest
 
 
 def test_in_memory_source_with_splits():
