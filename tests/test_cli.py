@@ -119,3 +119,77 @@ def test_module_entry_point(tmp_path):
                       f"--workdir={tmp_path / 'missing'}"], capture_output=True,
                      text=True, timeout=120)
   assert p.returncode == 2 and "missing" in p.stderr and "does not exist" in p.stderr
+
+
+def _rows(out):
+  rows = list(csv.reader(io.StringIO(out)))[1:]
+  return {pathlib.Path(r[0]).name: float(r[1]) for r in rows}
+
+
+def test_sixteen_bit_grey_scaled_not_clipped(trained, tmp_path, capsys):
+  _, work, _, _ = trained
+  rng = np.random.default_rng(5)
+  grey8 = rng.integers(20, 235, (90, 80), dtype=np.uint8)
+  folder = tmp_path / "bits"
+  folder.mkdir()
+  Image.fromarray(grey8).save(folder / "a8.png")
+  Image.fromarray(grey8.astype(np.uint16) * 257).save(folder / "b16.png")
+  Image.fromarray(np.full_like(grey8, 255)).save(folder / "c_clipped.png")
+  with Image.open(folder / "b16.png") as im:
+    assert im.mode.startswith("I")  # a real 16-bit file
+  rc, out, err = _run(["score", str(folder), f"--workdir={work}"], capsys)
+  assert rc == 0, err
+  s = _rows(out)
+  # 16-bit v * 257 is read as 8-bit v: the same score as the 8-bit file, not the
+  # all-white image that clipping at 255 would make of it.
+  assert abs(s["b16.png"] - s["a8.png"]) < 1e-5
+  assert abs(s["b16.png"] - s["c_clipped.png"]) > 1e-3
+
+
+def test_skipped_files_counted_and_named_with_v(trained, tmp_path, capsys):
+  _, work, _, _ = trained
+  folder = tmp_path / "mixed"
+  (folder / "sub").mkdir(parents=True)
+  Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(folder / "sub" / "x.png")
+  (folder / "notes.txt").write_text("not an image")
+  (folder / "sub" / "raw.cr2").write_bytes(b"\0" * 10)
+  rc, out, err = _run(["score", str(folder), f"--workdir={work}"], capsys)
+  assert rc == 0 and list(_rows(out)) == ["x.png"]  # found in the subfolder
+  assert "skipped 2 file(s) that are not images (-v names them)" in err
+  assert "notes.txt" not in err
+  rc, _, err = _run(["score", str(folder), f"--workdir={work}", "-v"], capsys)
+  assert rc == 0 and "notes.txt" in err and "raw.cr2" in err
+
+
+def test_training_size_named_and_resize(trained, tmp_path, capsys):
+  _, work, source, _ = trained
+  info = cli.training_info(work)
+  h, w = info["size"]
+  assert (h, w) in {(75, 75), (80, 90)} and info["higher_is_better"]
+  assert info["score_range"][0] >= 1 and info["score_range"][1] <= 5
+  rng = np.random.default_rng(6)
+  big = np.clip(rng.normal(140, 40, (200, 160, 3)), 0, 255).astype(np.uint8)
+  folder = tmp_path / "sizes"
+  folder.mkdir()
+  Image.fromarray(big).save(folder / "big.png")
+  from deepfl_jax.data import mini_kadid
+  Image.fromarray(mini_kadid.fit_to_size(big, (h, w))).save(folder / "fitted.png")
+  rc, out, err = _run(["score", str(folder / "big.png"), f"--workdir={work}"], capsys)
+  assert rc == 0 and f"trained on {w}x{h} images" in err and "1 of 1 image" in err
+  assert "scores are brightness mos" in err and "higher is better" in err
+  native = _rows(out)["big.png"]
+  rc, out, err = _run(["score", str(folder), f"--workdir={work}", "--resize"], capsys)
+  assert rc == 0 and f"resized to {w}x{h}" in err
+  s = _rows(out)
+  # --resize applies the training-time convention: the same as the fitted file.
+  assert abs(s["big.png"] - s["fitted.png"]) < 1e-4
+  assert abs(s["big.png"] - native) > 1e-4
+
+
+def test_score_help_says_what_the_csv_holds(capsys):
+  with pytest.raises(SystemExit):
+    cli.main(["score", "--help"])
+  text = " ".join(capsys.readouterr().out.split())
+  for phrase in ("CSV", "path,score", "higher is better", "DMOS 1..5", "recursively",
+                 "--resize"):
+    assert phrase in text, phrase

@@ -29,7 +29,7 @@ KADIS-700k's generator wrote 8-bit BMPs; the network sees exactly the labelled p
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -290,11 +290,16 @@ def stream(source, indices: Sequence[int] | None = None, *,
 
 def calibrate(source, indices=None, *, config: SynthesisConfig = SynthesisConfig(),
               num_steps: int = 20, seed: int = 12345,
-              num_knots: int = histeq.DEFAULT_KNOTS) -> histeq.Equalizer:
+              num_knots: int = histeq.DEFAULT_KNOTS,
+              on_batch: Callable[[int], None] | None = None) -> histeq.Equalizer:
   """Equaliser fitted on `num_steps` synthesised batches (a seed apart from the
-  training stream's); store it with the run (`histeq.save`)."""
-  scores = [np.asarray(b["scores"]) for b in
-            stream(source, indices, config=config, seed=seed, num_steps=num_steps,
-                   process_index=0, process_count=1)]
+  training stream's); store it with the run (`histeq.save`). `on_batch(n)` is called
+  after each batch (n done), e.g. a progress bar's update."""
+  scores = []
+  for b in stream(source, indices, config=config, seed=seed, num_steps=num_steps,
+                  process_index=0, process_count=1):
+    scores.append(np.asarray(b["scores"]))
+    if on_batch is not None:
+      on_batch(len(scores))
   return histeq.fit(np.concatenate(scores), num_knots=num_knots)
 

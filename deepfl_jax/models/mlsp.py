@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepfl_jax.metrics._inputs import _check_values as check_image_values  # shared
 from deepfl_jax.models import inception_resnet_v2 as irv2
 
 MLSP_WIDTH = 16928
@@ -65,18 +66,35 @@ def scale_input(images: jnp.ndarray, input_scale: Literal["unit", "keras"]) -> j
   raise ValueError(f"input_scale must be 'unit' or 'keras', got {input_scale!r}")
 
 
+def to_unit(images: jnp.ndarray) -> jnp.ndarray:
+  """uint8 0..255 images -> float32 [0, 1] (x / 255, as the metrics and the DeepFL-IQA
+  release read files); float images pass unchanged."""
+  images = jnp.asarray(images)
+  _check_dtype(images.dtype)
+  if images.dtype == jnp.uint8:
+    return images.astype(jnp.float32) / 255.0
+  return images
+
+
+def _check_dtype(dtype) -> None:
+  if dtype != jnp.uint8 and not jnp.issubdtype(dtype, jnp.floating):
+    raise TypeError(f"MLSP features: images must be float in [0, 1] or uint8 0..255, "
+                    f"got {dtype}")
+
+
 def mlsp_features(model: irv2.InceptionResNetV2, variables, images: jnp.ndarray,
                   kind: Literal["narrow", "wide"] = "narrow",
                   input_scale: Literal["unit", "keras"] = "unit",
                   train: bool = False):
-  """MLSP features of (N, H, W, 3) images in [0, 1] (pure; jit/vmap/grad-able).
+  """MLSP features of (N, H, W, 3) images, float in [0, 1] or uint8 0..255 (scaled by
+  1/255) (pure; jit/vmap/grad-able).
 
   With `train=True` returns (features, new batch_stats) for fine-tuning.
   """
   if kind not in ("narrow", "wide"):
     raise ValueError(f"kind must be 'narrow' or 'wide', got {kind!r}")
   pool = mlsp_narrow if kind == "narrow" else mlsp_wide
-  x = scale_input(images, input_scale)
+  x = scale_input(to_unit(images), input_scale)
   if train:
     (_, taps), upd = model.apply(variables, x, train=True, taps=True, final=False,
                                  mutable=["batch_stats"])
@@ -99,11 +117,18 @@ def mlsp_extractor(params, kind: Literal["narrow", "wide"] = "narrow",
       maps them to [-1, 1].
     model: the backbone (default Keras' InceptionResNetV2, float32).
 
-  Returns `fn(images)` for float images (N, H, W, 3) in [0, 1], H, W >= 75, one
-  compilation per input shape and dtype (shared by extractors of the same model, kind
-  and input scale). The variables are a traced argument (not
-  baked-in constants), so the function composes with `jax.jit`, `jax.vmap` and
-  `jax.grad` (with respect to the images) in other code.
+  Returns `fn(images)` for (N, H, W, 3) images, H, W >= 75: float in [0, 1], or uint8
+  0..255 (scaled by 1/255, as the metrics do). Float values outside [0, 1] (e.g. 0..255
+  floats) or NaN raise ValueError when `fn` is called eagerly; under `jax.jit` tracing
+  the values are unknown and not checked. One compilation per input shape and dtype
+  (shared by extractors of the same model, kind and input scale). The variables are a
+  traced argument (not baked-in constants), so the function composes with `jax.jit`,
+  `jax.vmap` and `jax.grad` (with respect to the images) in other code.
+
+  Variables: random ones from `deepfl_jax.models.host_init(model, example_images,
+  seed=0, taps=True, final=False)`; ImageNet ones from Keras'
+  `inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5` by passing its
+  path (use `input_scale="keras"` with them, as Keras preprocesses to [-1, 1]).
   """
   from deepfl_jax.models import keras_import
 
@@ -114,8 +139,16 @@ def mlsp_extractor(params, kind: Literal["narrow", "wide"] = "narrow",
   if isinstance(params, (str, os.PathLike)):
     params = keras_import.load_variables(params, model)
   variables = {"params": params["params"], "batch_stats": params["batch_stats"]}
+  core = _jitted_core(model, kind, input_scale)
 
-  return functools.partial(_jitted_core(model, kind, input_scale), variables)
+  def extract(images):
+    # Concrete values only (skipped for tracers): uint8 passes, floats must be [0, 1].
+    _check_dtype(jnp.result_type(images))
+    check_image_values(images, "mlsp_extractor", "input")
+    return core(variables, images)
+
+  extract.jitted = core  # its compilation cache is shared (see _jitted_core)
+  return extract
 
 
 @functools.lru_cache(maxsize=32)

@@ -9,12 +9,31 @@ processes call `save` (orbax writes each replicated array once).
 from __future__ import annotations
 
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
 from absl import logging
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+
+TMP_MARKER = ".orbax-checkpoint-tmp"
+
+
+def _remove_unfinished_saves(directory: str) -> list[str]:
+  """Removes `<step>.orbax-checkpoint-tmp*` folders (a save that a killed process
+  never finished; orbax ignores them but they hold a whole state) on process 0, before
+  any save of this run; returns their names. Done here, synchronously: orbax's own
+  cleanup option runs in a background future that `close` does not wait for."""
+  if jax.process_index() != 0 or not os.path.isdir(directory):
+    return []
+  stray = sorted(d for d in os.listdir(directory) if TMP_MARKER in d)
+  for d in stray:
+    shutil.rmtree(os.path.join(directory, d), ignore_errors=True)
+  if stray:
+    logging.info("removed unfinished checkpoint folders in %s: %s", directory, stray)
+  return stray
 
 
 class _DataState:
@@ -28,7 +47,8 @@ class _DataState:
 
 
 class Checkpointer:
-  """A `CheckpointManager` over `directory` (created if absent, never wiped).
+  """A `CheckpointManager` over `directory` (created if absent, never wiped; stray
+  temporary folders of an unfinished save are removed).
 
   Args:
     directory: checkpoint folder (absolute or relative; orbax needs absolute paths).
@@ -49,6 +69,7 @@ class Checkpointer:
     self.save_every = save_every
     # The interval is applied here (orbax's default policy would also save the first
     # step of a run); every save below is forced.
+    _remove_unfinished_saves(self.directory)
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=1, max_to_keep=keep, create=True,
         enable_async_checkpointing=async_save)

@@ -15,7 +15,6 @@ With a validation function, the state with the best validation score is kept in
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
@@ -103,7 +102,9 @@ def _fmt_time(seconds: float) -> str:
 
 
 class Progress:
-  """A progress bar on stderr: step, percent, steps/s, examples/s, ETA, last metrics.
+  """A progress bar on stderr: count, percent, rate, images/s, ETA, last metrics, e.g.
+  `stage1 120/500 steps | 24.0% | 1.2 steps/s | 9.6 images/s | ETA 0:05:17 | loss ..`;
+  `unit` names what is counted (steps, epochs, images, batches).
 
   Rates are measured from the first completed step on, so compilation does not skew
   them. On a terminal the line is redrawn in place (at most 4 times a second);
@@ -111,8 +112,9 @@ class Progress:
   """
 
   def __init__(self, total: int, start: int = 0, *, desc: str = "train",
-               examples_per_step: int = 0, stream=None, enabled: bool = True):
-    self.total, self.start, self.desc = total, start, desc
+               examples_per_step: int = 0, stream=None, enabled: bool = True,
+               unit: str = "steps"):
+    self.total, self.start, self.desc, self.unit = total, start, desc, unit
     self.examples_per_step = examples_per_step
     self.stream = sys.stderr if stream is None else stream
     self.enabled = enabled
@@ -120,6 +122,12 @@ class Progress:
     self._t0 = self._step0 = None
     self._last_draw = 0.0
     self.line = ""
+
+  def begin(self):
+    """Shows the bar at its start, before a first step that may compile for a while;
+    the rate clock still starts at the first completed step."""
+    self.update(self.start, force=True)
+    self._t0 = self._step0 = None
 
   def rate(self, step: int) -> float:
     """Steps per second since the first completed step (nan before two)."""
@@ -133,12 +141,12 @@ class Progress:
       self._t0, self._step0 = time.perf_counter(), step
     rate = self.rate(step)
     eta = (self.total - step) / rate if rate > 0 else float("nan")
-    parts = [f"{self.desc} {step}/{self.total}",
+    parts = [f"{self.desc} {step}/{self.total} {self.unit}",
              f"{100.0 * step / max(self.total, 1):5.1f}%"]
     if math.isfinite(rate):
-      parts.append(f"{rate:.3g} step/s")
+      parts.append(f"{rate:.3g} {self.unit}/s")
       if self.examples_per_step:
-        parts.append(f"{rate * self.examples_per_step:.4g} img/s")
+        parts.append(f"{rate * self.examples_per_step:.4g} images/s")
     parts.append(f"ETA {_fmt_time(eta)}")
     if metrics:
       parts += [f"{k} {v:.4g}" for k, v in sorted(metrics.items())
@@ -208,23 +216,65 @@ class MetricWriter:
 
 
 class Preempted(KeyboardInterrupt):
-  """Raised in the loop when the process receives SIGTERM (preemption)."""
+  """Raised by `train` once it has checkpointed the step reached, when the process got
+  SIGTERM (preemption) or SIGINT (Ctrl-C). `exit_code` is the shell's convention for
+  that signal (143, 130); `str(e)` is one line saying where the run stopped."""
+
+  def __init__(self, message: str = "", *, signum: int = signal.SIGTERM,
+               step: int | None = None):
+    super().__init__(message or f"stopped by {signal.Signals(signum).name}")
+    self.signum, self.step = int(signum), step
+
+  @property
+  def exit_code(self) -> int:
+    return 128 + self.signum
 
 
-@contextlib.contextmanager
-def _sigterm_raises():
-  if threading.current_thread() is not threading.main_thread():
-    yield
-    return
+class _StopSignals:
+  """While entered (main thread only), SIGTERM and SIGINT only record the signal; the
+  loop checks `signum` between steps, so a signal never lands inside a step whose
+  donated state a checkpoint still needs. A second SIGINT (Ctrl-C twice) stops at once."""
 
-  def handler(signum, frame):
-    raise Preempted(f"signal {signum}")
+  def __init__(self):
+    self.signum: int | None = None
+    self.saved = True  # whether the exit checkpoint was written
+    self._previous = {}
 
-  previous = signal.signal(signal.SIGTERM, handler)
-  try:
-    yield
-  finally:
-    signal.signal(signal.SIGTERM, previous)
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum == signal.SIGINT and signum == signal.SIGINT:
+      raise Preempted("stopped at once by a second Ctrl-C", signum=signum)
+    self.signum = self.signum or signum
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self._previous = {s: signal.signal(s, self._handle)
+                        for s in (signal.SIGTERM, signal.SIGINT)}
+    return self
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def requested(self) -> bool:
+    """Whether to stop before the next step. With several processes all agree (a
+    signal seen by one stops all at the same step; otherwise one would wait forever in
+    the next step's collectives), at the cost of one tiny all-gather per step."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    seen = multihost_utils.process_allgather(np.int32(self.signum or 0))
+    if self.signum is None and np.any(seen):
+      self.signum = int(np.max(seen))
+    return self.signum is not None
+
+  def raise_if_stopped(self, step: int, workdir: str):
+    if self.signum is not None:
+      where = (f"checkpoint saved in {workdir}" if self.saved else
+               "it could not be checkpointed (see the warning above)")
+      raise Preempted(f"stopped by {signal.Signals(self.signum).name} at step {step}; "
+                      f"{where}: rerun the same command to resume", signum=self.signum,
+                      step=step)
 
 
 # ------------------------------------------------------------------- finite checks
@@ -347,18 +397,20 @@ class BestCheckpoint:
 
 
 def _save_at_exit(ckpt: Checkpointer, step: int, state: TrainState,
-                  pending: list[tuple[int, dict]], data=None) -> None:
+                  pending: list[tuple[int, dict]], data=None) -> bool:
   """The exit checkpoint (also on Ctrl-C / SIGTERM), only of a state whose unchecked
-  steps are all finite."""
+  steps are all finite. True when `step` is checkpointed (now or before)."""
   try:
     if pending:
       _check_pending(pending, ckpt.latest_step())
     ckpt.save(step, state, force=True, data=data)
+    return True
   except NonFiniteError as e:
     logging.error("not checkpointing step %d at exit: %s", step, e)
   except Exception as e:  # pylint: disable=broad-except
     # e.g. the state was donated to a step that failed: keep the last checkpoint.
     logging.warning("could not checkpoint step %d at exit: %s", step, e)
+  return False
 
 
 def train(*, workdir: str, init_state: Callable[[], TrainState],
@@ -417,6 +469,7 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   writer = MetricWriter(workdir, resume_step=start)
   bar = Progress(num_steps, start, desc=desc, examples_per_step=batch_size,
                  enabled=progress and jax.process_index() == 0)
+  bar.begin()
   data = iter(batches(start))
   if latest is not None and hasattr(data, "set_state"):
     ckpt.restore_data(data, latest)  # the input position saved with the state
@@ -425,9 +478,10 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   pending: list[tuple[int, dict]] = []  # device metrics not yet checked
   window: list[dict[str, float]] = []   # checked host metrics of this log window
   failed = False
-  try:
-    with _sigterm_raises():
-      while step < num_steps:
+  stop = _StopSignals()
+  with stop:
+    try:
+      while step < num_steps and not stop.requested():  # signals stop between steps
         try:
           local = next(data)
         except StopIteration:
@@ -461,19 +515,20 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
           writer.write(step, record)
         bar.update(step, record, force=log_due)
         ckpt.save(step, state, data=data_state)
-  except NonFiniteError:
-    failed = True
-    raise
-  finally:
-    bar.close()
-    writer.close()
-    if not failed:
-      _save_at_exit(ckpt, step, state, pending, data_state)
-    if hasattr(data, "close"):
-      data.close()  # stops input threads / worker processes
-    ckpt.close()
-    if best is not None:
-      best.close()
+    except NonFiniteError:
+      failed = True
+      raise
+    finally:
+      bar.close()
+      writer.close()
+      if not failed:
+        stop.saved = _save_at_exit(ckpt, step, state, pending, data_state)
+      if hasattr(data, "close"):
+        data.close()  # stops input threads / worker processes
+      ckpt.close()
+      if best is not None:
+        best.close()
+  stop.raise_if_stopped(step, workdir)
   return state
 
 

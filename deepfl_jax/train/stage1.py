@@ -220,12 +220,24 @@ def run_stage1(config, workdir: str):
   if os.path.exists(eq_path):
     equalizer = histeq.load(eq_path)
   else:
+    n_cal = int(c.calibration_steps)
+
+    def calibrate():
+      bar = loop.Progress(n_cal, desc="stage1 calibration", unit="batches",
+                          enabled=bool(config.train.get("progress", True))
+                          and jax.process_index() == 0)
+      bar.begin()
+      try:  # a line per quarter in logs (no terminal), redrawn on one
+        return synthesis.calibrate(
+            source, train_idx, config=syn, num_steps=n_cal,
+            on_batch=lambda n: bar.update(n, force=n % max(1, n_cal // 4) == 0))
+      finally:
+        bar.close()
+
     # Our own scores' CDFs (of the training images only) by default; the published
     # ones only on request (histeq.choose).
     equalizer = histeq.choose(
-        lambda: synthesis.calibrate(source, train_idx, config=syn,
-                                    num_steps=int(c.calibration_steps)),
-        source=c.get("equalizer", "own"), score_file=c.get("score_file", ""),
+        calibrate, source=c.get("equalizer", "own"), score_file=c.get("score_file", ""),
         published_metrics=tuple(c.get("published_metrics", ())))
     if atomic.is_writer():
       histeq.save(equalizer, eq_path)

@@ -216,10 +216,33 @@ def resolve_weights(weights: str, workdir, *, model: irv2.InceptionResNetV2,
 # ---------------------------------------------------------------------------- data
 
 
+def _load_mini_kadid(data_dir, kwargs: dict, progress: bool):
+  """`mini_kadid.load` with a bar counting the images generated on first use (minutes
+  on a CPU; nothing is shown when the cache exists)."""
+  from deepfl_jax.data import mini_kadid  # pylint: disable=import-outside-toplevel
+  levels = len(kwargs.get("levels") or range(mini_kadid.NUM_LEVELS))
+  total = (len(kwargs.get("photos") or mini_kadid.PHOTOS) * levels *
+           len(kwargs.get("types") or range(mini_kadid.NUM_TYPES)))
+  bar = Progress(total, desc="stage2 making mini-KADID", unit="images",
+                 enabled=progress and jax.process_index() == 0)
+  made = [0]
+
+  def step(_):
+    made[0] += levels
+    quarter = made[0] * 4 // total != (made[0] - levels) * 4 // total
+    bar.update(made[0], force=quarter or made[0] == total)  # a line per quarter in logs
+
+  try:
+    return mini_kadid.load(data_dir, progress=step, **kwargs)
+  finally:
+    if made[0]:
+      bar.close()
+
+
 def open_dataset(c: Mapping[str, Any], workdir):
   """The evaluation database (`data.pipeline.IqaSource`) named by a stage2 section."""
   # pylint: disable=import-outside-toplevel
-  from deepfl_jax.data import builders, mini_kadid, pipeline
+  from deepfl_jax.data import builders, pipeline
   data_dir = c["data_dir"] or os.path.join(workdir, "data")
   name = c["dataset"]
   if name == "mini_kadid":
@@ -227,7 +250,7 @@ def open_dataset(c: Mapping[str, Any], workdir):
     kwargs = kw.to_dict() if isinstance(kw, ml_collections.ConfigDict) else dict(kw or {})
     if "size" in kwargs:
       kwargs["size"] = tuple(kwargs["size"])
-    return mini_kadid.load(data_dir, **kwargs)
+    return _load_mini_kadid(data_dir, kwargs, bool(c.get("progress", True)))
   if name not in builders.BUILDERS:
     raise ValueError(f"config.stage2.dataset: unknown dataset {name!r}; use "
                      f"'mini_kadid' or one of {sorted(builders.BUILDERS)}")
@@ -312,9 +335,11 @@ def _size_batches(records, batch_size: int
 def extract_features(variables, records, *, model: irv2.InceptionResNetV2,
                      kind: str = "narrow", input_scale: str = "unit",
                      batch_size: int = 16, progress: bool = True,
-                     desc: str = "stage2 features") -> np.ndarray:
+                     desc: str = "stage2 features",
+                     image_sizes: dict | None = None) -> np.ndarray:
   """MLSP features (N, D) or (N, 5, 5, D) float32 of `records` (a sequence of dicts
-  with "image" uint8 (H, W, 3), or of such arrays), in record order.
+  with "image" uint8 (H, W, 3), or of such arrays), in record order. `image_sizes`, if
+  given, receives {(H, W): number of images} (the sizes the features were taken at).
 
   Batches over the local devices when `batch_size` divides evenly; device compute of
   one batch overlaps with the decoding of the next (JAX dispatch is asynchronous).
@@ -336,7 +361,7 @@ def extract_features(variables, records, *, model: irv2.InceptionResNetV2,
   fn = mlsp_extractor(variables, kind=kind, input_scale=input_scale, model=model)
   n = len(records)
   out = None
-  bar = Progress(n, desc=desc, enabled=progress)
+  bar = Progress(n, desc=desc, enabled=progress, unit="images")
   done, inflight = 0, None
 
   def collect(item):
@@ -352,6 +377,9 @@ def extract_features(variables, records, *, model: irv2.InceptionResNetV2,
 
   try:
     for idx, imgs in _size_batches(records, batch_size):
+      if image_sizes is not None:
+        hw = tuple(int(d) for d in imgs.shape[1:3])
+        image_sizes[hw] = image_sizes.get(hw, 0) + int((idx >= 0).sum())
       x = imgs.astype(np.float32) / np.float32(255.0)
       feats = fn(put(x) if put is not None else x)  # dispatched, not waited for
       if inflight is not None:
@@ -435,10 +463,15 @@ def cached_features(workdir, label: str, variables, weights_info: Mapping[str, A
     except (ValueError, OSError, KeyError, json.JSONDecodeError):
       pass  # a broken cache is rebuilt below
   t0 = time.perf_counter()
+  sizes = {}
   feats = extract_features(variables, source.records, model=model, kind=kind,
                            input_scale=input_scale, batch_size=batch_size,
-                           progress=progress, desc=f"stage2 {label} features (img)")
+                           progress=progress, desc=f"stage2 {label} features",
+                           image_sizes=sizes)
   info = {"label": label, "key": key, "identity": identity,
+          # [[H, W, count], ...], most frequent first: `deepfl-iqa score` names them.
+          "image_sizes": [[h, w, n] for (h, w), n in
+                          sorted(sizes.items(), key=lambda kv: -kv[1])],
           "weights": dict(weights_info), "shape": list(feats.shape), "dtype": "float32",
           "seconds": round(time.perf_counter() - t0, 3),
           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -18,8 +18,9 @@ Outputs in `<workdir>/stage3/`:
                       best epoch, validation-loss history; mean, std (sample, ddof=1),
                       median over repeats
   results.md          the Markdown table of those statistics
-  scatter_<features>_<model>.png   predicted vs human score, test part of repeat 0,
-                      with the fitted logistic (Pillow ImageDraw)
+  scatter_<features>_<model>.png   predicted vs human score, the test parts of all
+                      repeats, with the identity line, a logistic fitted to them and a
+                      legend (Pillow ImageDraw)
   regressor.msgpack, model.json    the regressor of repeat `export_repeat` on the
                       primary feature set, for `deepfl-iqa score`
 
@@ -300,10 +301,13 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
 
 
 def scatter_png(path, pred, target, *, title: str = "", xlabel: str = "human score",
-                ylabel: str = "predicted score", curve=None, size=(640, 640)) -> None:
+                ylabel: str = "predicted score", curve=None, size=(640, 640),
+                points_label: str = "images", curve_label: str = "fitted logistic"
+                ) -> list[str]:
   """Scatter plot of `pred` (y axis) against `target` (x axis) as a PNG, drawn with
-  Pillow's ImageDraw. `curve`: optional (xs, ys) line (e.g. the fitted logistic,
-  mapping predictions to the human scale, drawn with axes swapped)."""
+  Pillow's ImageDraw, with a legend (top left): the identity line, `curve` (optional
+  (xs, ys) line, e.g. the fitted logistic mapping predictions to the human scale, drawn
+  with axes swapped) and the points. Returns the legend's labels, in order."""
   from PIL import Image, ImageDraw  # pylint: disable=import-outside-toplevel
   pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
   w, h = size
@@ -330,26 +334,63 @@ def scatter_png(path, pred, target, *, title: str = "", xlabel: str = "human sco
     d.line([left - 5, y, left, y], fill="black")
     d.line([left, y, w - right, y], fill=(0, 0, 0, 25))
     d.text((left - 8, y), f"{t:g}", fill="black", anchor="rm")
+  grey, red, blue = (120, 120, 120, 255), (214, 39, 40, 255), (31, 119, 180, 140)
+  legend = []  # (label, "line" | "dot", colour)
   # Identity line where the axes overlap (a perfect predictor lies on it).
   lo, hi = max(x0, y0), min(x1, y1)
   if hi > lo:
     d.line([float(px(lo)), float(py(lo)), float(px(hi)), float(py(hi))],
-           fill=(120, 120, 120, 255), width=1)
+           fill=grey, width=1)
+    legend.append(("identity (predicted = human)", "line", grey))
   r = 3 if len(pred) < 2000 else 2
   for x, y in zip(px(target), py(pred)):
-    d.ellipse([x - r, y - r, x + r, y + r], fill=(31, 119, 180, 140))
+    d.ellipse([x - r, y - r, x + r, y + r], fill=blue)
   if curve is not None:
     cx, cy = (np.asarray(c, np.float64) for c in curve)
     ok = (cx >= x0) & (cx <= x1) & (cy >= y0) & (cy <= y1)
     pts = list(zip(px(cx[ok]).tolist(), py(cy[ok]).tolist()))
     if len(pts) > 1:
-      d.line(pts, fill=(214, 39, 40, 255), width=2)
+      d.line(pts, fill=red, width=2)
+      legend.append((curve_label, "line", red))
+  legend.append((points_label, "dot", blue))
+  # The legend goes in the corner of the axes that hides the fewest points.
+  lw, lh = _legend_size(d, legend)
+  xs, ys = px(target), py(pred)
+  corners = [(left + 8, top + 8), (w - right - 8 - lw, top + 8),
+             (left + 8, h - bottom - 8 - lh), (w - right - 8 - lw, h - bottom - 8 - lh)]
+  hidden = [int(np.sum((xs >= cx) & (xs <= cx + lw) & (ys >= cy) & (ys <= cy + lh)))
+            for cx, cy in corners]
+  _draw_legend(d, legend, *corners[int(np.argmin(hidden))])
   d.text((w / 2, 12), title, fill="black", anchor="ma")
   d.text(((left + w - right) / 2, h - 22), xlabel, fill="black", anchor="ma")
   # Pillow draws no rotated text; the y label goes in the corner above the axis.
   d.text((6, top - 18), ylabel, fill="black", anchor="la")
   with atomic.replacing(path, pathlib.Path(path).suffix) as tmp:
     img.save(tmp)
+  return [label for label, _, _ in legend]
+
+
+_LEGEND_ROW = 16
+
+
+def _legend_size(d, entries) -> tuple[float, float]:
+  return (34 + max(d.textlength(label) for label, _, _ in entries),
+          6 + _LEGEND_ROW * len(entries))
+
+
+def _draw_legend(d, entries, x: float, y: float) -> None:
+  """A white box of (label, "line" | "dot", colour) rows with its top left at (x, y)."""
+  width, height = _legend_size(d, entries)
+  row = _LEGEND_ROW
+  d.rectangle([x, y, x + width, y + height], fill=(255, 255, 255, 230),
+              outline=(0, 0, 0, 90))
+  for i, (label, mark, colour) in enumerate(entries):
+    cy = y + 3 + row * i + row / 2
+    if mark == "line":
+      d.line([x + 6, cy, x + 24, cy], fill=colour, width=2)
+    else:
+      d.ellipse([x + 12, cy - 3, x + 18, cy + 3], fill=colour)
+    d.text((x + 30, cy), label, fill="black", anchor="lm")
 
 
 # ----------------------------------------------------------------------------- run
@@ -460,7 +501,8 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
     out.mkdir(parents=True, exist_ok=True)
   models = ["regressor"] + (["ridge"] if c.ridge else [])
   total = len(feature_sets) * len(reps) * int(c.epochs)
-  bar = Progress(total, desc="stage3 epochs", enabled=bool(c.progress) and is_main)
+  bar = Progress(total, desc="stage3 regressor", enabled=bool(c.progress) and is_main,
+                 unit="epochs")
   epochs_done = [0]
 
   def on_epoch(epoch, val):
@@ -493,8 +535,7 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
             stats, repeat=r, seed=seed, n_train=len(tr), n_val=len(va), n_test=len(te),
             best_epoch=fit.best_epoch, best_val_loss=fit.best_val_loss,
             val_loss=fit.val_loss, train_loss=fit.train_loss))
-        if r == 0:
-          scatter["regressor"] = (pred, y[te])
+        scatter.setdefault("regressor", []).append((pred, y[te]))
         if is_main and r == int(c.export_repeat) and label == next(iter(feature_sets)):
           _save_regressor(out, fit, fs, workdir, c, r)
         if c.ridge:
@@ -503,15 +544,15 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
           per_model["ridge"].append(dict(evaluate(rp, y[te], c.plcc_fit), repeat=r,
                                          seed=seed, alpha=alpha, n_train=len(tr),
                                          n_val=len(va), n_test=len(te)))
-          if r == 0:
-            scatter["ridge"] = (rp, y[te])
+          scatter.setdefault("ridge", []).append((rp, y[te]))
       for m in models:
         summary = {k: summarize([x[k] for x in per_model[m]]) for k in METRICS}
         runs.append({"features": label, "model": m, "feature_dir": fs.path.name,
                      "weights": fs.info.get("weights", {}), "summary": summary,
                      "repeats": per_model[m]})
         if is_main:
-          pred, target = scatter[m]
+          # Every repeat's test part (an image is in several), one fitted logistic.
+          pred, target = (np.concatenate(a) for a in zip(*scatter[m]))
           curve = None
           try:
             xs = np.linspace(pred.min(), pred.max(), 200)
@@ -521,12 +562,15 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
             curve = (fn(xs, *params), xs)  # human = f(pred): x axis is human
           except (RuntimeError, ValueError):
             pass
-          s = per_model[m][0]
+          s, nr = summary, len(scatter[m])
           scatter_png(out / f"scatter_{label}_{m}.png", pred, target, curve=curve,
-                      title=(f"{label} features, {m}: repeat 0 test (n={len(pred)}), "
-                             f"SROCC {s['srocc']:.3f}, PLCC {s['plcc']:.3f}"),
+                      title=(f"{label} features, {m}: SROCC {s['srocc']['mean']:.3f}, "
+                             f"PLCC {s['plcc']['mean']:.3f} (mean of {nr} repeats)"),
                       xlabel=f"human {fs.metadata.get('score_name', 'score')}",
-                      ylabel="predicted")
+                      ylabel="predicted",
+                      points_label=(f"test images of all {nr} repeats (n={len(pred)})"
+                                    if nr > 1 else f"test images (n={len(pred)})"),
+                      curve_label=f"fitted {c.plcc_fit} (pooled)")
   finally:
     bar.close()
   results = {

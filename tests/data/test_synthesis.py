@@ -140,7 +140,10 @@ def test_config_errors(pristine):
 
 
 def test_calibrate(pristine):
-  eq = synthesis.calibrate(pristine, config=UNIFORM, num_steps=2, seed=7)
+  done = []
+  eq = synthesis.calibrate(pristine, config=UNIFORM, num_steps=2, seed=7,
+                           on_batch=done.append)
+  assert done == [1, 2]  # the progress callback saw each batch
   assert eq.names == METRIC_NAMES and eq.num_samples == (10,) * 11
   scores = np.concatenate([np.asarray(b["scores"]) for b in
                            _take(pristine, 2, config=UNIFORM, seed=7)])

@@ -91,12 +91,12 @@ def test_extractor_compiles_once_per_shape(small_vars, images, monkeypatch):
   model = InceptionResNetV2(width=0.125, blocks=(1, 1, 1), precision="highest")
   fn = mlsp_extractor(small_vars, model=model)
   a = fn(images)
-  b = fn(images + 0.1)
+  b = fn(images * 0.9)
   assert len(traces) == 1 and a.shape == (2, sum(irv2.tap_widths(0.125, (1, 1, 1))))
   assert not np.allclose(a, b)
   fn(images[:1])
   fn(images[1:])
-  assert len(traces) == 2 and fn.func._cache_size() == 2
+  assert len(traces) == 2 and fn.jitted._cache_size() == 2
 
 
 def test_extractor_vmap_grad_jit(images, narrow):
@@ -118,6 +118,23 @@ def test_wide_pools_consistently_with_narrow(small_vars, images, narrow):
   np.testing.assert_allclose(wide.mean(axis=(1, 2)), narrow, rtol=1e-4, atol=1e-6)
 
 
+def test_extractor_inputs_uint8_scaled_out_of_range_rejected(small_vars, images,
+                                                            narrow):
+  fn, ref = narrow
+  u8 = np.round(np.asarray(images) * 255).astype(np.uint8)
+  # uint8 is read as x / 255, exactly what the float path gets from the same file.
+  np.testing.assert_allclose(fn(u8), fn(u8.astype(np.float32) / 255), rtol=1e-6,
+                             atol=1e-7)
+  np.testing.assert_allclose(fn(u8), ref, rtol=0.05, atol=2e-3)  # 8-bit rounding only
+  with pytest.raises(ValueError, match=r"mlsp_extractor: input image values must lie "
+                     r"in \[0, 1\].*max 25[0-5].*uint8"):
+    fn(u8.astype(np.float32))  # 0..255 floats: the mistake the error names
+  with pytest.raises(ValueError, match="NaN"):
+    fn(np.full(images.shape, np.nan, np.float32))
+  with pytest.raises(TypeError, match="uint8"):
+    fn(u8.astype(np.int32))
+
+
 def test_area_matrix():
   r = mlsp.area_matrix(10, 5)
   np.testing.assert_allclose(r, np.kron(np.eye(5), [[0.5, 0.5]]))
@@ -128,11 +145,12 @@ def test_area_matrix():
   np.testing.assert_allclose(mlsp.area_matrix(1, 5), np.ones((5, 1)))
 
 
-def test_input_scale_keras(small_vars, images, narrow):
-  unit = narrow[0]
+def test_input_scale_keras(small_vars, images):
   keras_scale = mlsp_extractor(small_vars, model=SMALL, input_scale="keras")
-  np.testing.assert_allclose(keras_scale(images), unit(2 * images - 1), rtol=1e-5,
-                             atol=1e-6)
+  # The unit extractor refuses floats outside [0, 1]; the pure function takes them.
+  np.testing.assert_allclose(
+      keras_scale(images), mlsp.mlsp_features(SMALL, small_vars, 2 * images - 1),
+      rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="input_scale"):
     mlsp_extractor(small_vars, model=SMALL, input_scale="caffe")
   with pytest.raises(ValueError, match="kind"):

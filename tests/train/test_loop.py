@@ -154,10 +154,10 @@ def test_progress_bar_rate_and_eta():
   bar._t0 -= 2.0  # pretend 2 s passed since the first step
   bar.update(11, {"loss": 0.5}, force=True)
   line = out.getvalue().strip().splitlines()[-1]
-  assert line.startswith("stage1 11/100")
-  rate = float(line.split(" step/s")[0].split("| ")[-1])
+  assert line.startswith("stage1 11/100 steps")
+  rate = float(line.split(" steps/s")[0].split("| ")[-1])
   assert 4.0 < rate <= 5.0  # 10 steps in ~2 s
-  assert "img/s" in line and "ETA 0:00:1" in line and "loss 0.5" in line
+  assert "images/s" in line and "ETA 0:00:1" in line and "loss 0.5" in line
 
 
 def test_schedules_and_optimizer_config():
@@ -336,3 +336,15 @@ def test_grain_iterator_state_is_checkpointed_and_restored(uninterrupted, tmp_pa
   assert len(restored) == 1 and json.loads(restored[0])["step"] == 3
   # Grain's batches over the same records in the same order: the same training.
   _assert_same(resumed.params, full.params)
+
+
+def test_progress_bar_begins_before_the_first_step():
+  out = io.StringIO()
+  bar = tr.Progress(20, 0, desc="stage1 calibration", unit="batches", stream=out)
+  bar.begin()  # drawn before a first step that may compile for a while
+  assert out.getvalue().startswith("stage1 calibration 0/20 batches |   0.0% | ETA ?")
+  assert bar.rate(5) != bar.rate(5)  # nan: the rate clock has not started
+  bar.update(1)
+  bar._t0 -= 2.0
+  bar.update(5, force=True)
+  assert " 2 batches/s" in out.getvalue().splitlines()[-1]  # 4 batches in ~2 s

@@ -7,9 +7,7 @@ subprocesses (`_dp_worker.py`), with bounded timeouts and loopback addresses onl
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import socket
 import subprocess
 import sys
 
@@ -17,19 +15,13 @@ import jax
 import numpy as np
 import pytest
 
-from tests.train import _tiny
+from tests.train import _procs, _tiny
 
 HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 WORKER = HERE / "_dp_worker.py"
 
 
-def _env(devices: int) -> dict[str, str]:
-  env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
-  env.update(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu",
-             PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
-  return env
+_env = _procs.env
 
 
 @pytest.fixture(scope="module")
@@ -73,27 +65,12 @@ def test_batch_size_not_divisible_names_key_and_fix(four_devices):
     assert f"--config.train.batch_size={fix}" in msg and "multiple of 4" in msg
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def test_two_processes_end_with_identical_parameters(tmp_path):
-  port = _free_port()
-  procs = [subprocess.Popen([sys.executable, str(WORKER), "multi", str(tmp_path),
-                             str(port), str(i)], env=_env(2), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True) for i in range(2)]
-  logs = []
-  try:
-    for p in procs:
-      logs.append(p.communicate(timeout=180)[0])
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-        p.wait()
-  assert all(p.returncode == 0 for p in procs), "\n".join(l[-3000:] for l in logs)
+  port = _procs.free_port()
+  codes, logs = _procs.run_together(
+      [[sys.executable, str(WORKER), "multi", str(tmp_path), str(port), str(i)]
+       for i in range(2)], _env(2))
+  assert codes == [0, 0], "\n".join(l[-3000:] for l in logs)
   a, b = (dict(np.load(tmp_path / f"params_{i}.npz")) for i in range(2))
   assert int(a["step"]) == int(b["step"]) == 5 and int(a["local_devices"]) == 2
   assert a.keys() == b.keys()

@@ -89,6 +89,12 @@ def test_cache_reused_and_invalidated_by_other_weights(tmp_path, variables, sour
   assert saved["identity"]["weights_digest"] == stage2.weights_digest(variables)
   assert saved["records"]["name"] == list(source.index["name"])
   assert saved["shape"] == [len(source), NUM_FEATURES]
+  # The sizes the features were taken at (deepfl-iqa score names the most frequent).
+  shapes = [tuple(np.asarray(source.records[i]["image"]).shape[:2])
+            for i in range(len(source))]
+  assert {(h, w): n for h, w, n in saved["image_sizes"]} == {
+      s: shapes.count(s) for s in set(shapes)}
+  assert saved["image_sizes"][0][2] == max(shapes.count(s) for s in shapes)
 
   again = stage2.run_stage2(_config(), work, source=source, variables=variables,
                             weights_info=info, model=SMALL)["random"]

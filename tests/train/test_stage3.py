@@ -155,3 +155,24 @@ def test_stage3_errors(tmp_path):
   config = ml_collections.ConfigDict({"stage3": {"plcc_fit": "cubic"}})
   with pytest.raises(ValueError, match="plcc_fit"):
     stage3.run_stage3(config, str(tmp_path))
+
+
+def test_scatter_png_legend(tmp_path):
+  rng = np.random.default_rng(0)
+  human = rng.uniform(1, 5, 200)
+  pred = human + rng.normal(0, 0.3, 200)
+  xs = np.linspace(pred.min(), pred.max(), 50)
+  labels = stage3.scatter_png(tmp_path / "s.png", pred, human, curve=(xs, xs),
+                              points_label="test images of all 3 repeats (n=200)",
+                              curve_label="fitted logistic5 (pooled)")
+  assert labels == ["identity (predicted = human)", "fitted logistic5 (pooled)",
+                    "test images of all 3 repeats (n=200)"]
+  img = np.asarray(Image.open(tmp_path / "s.png").convert("RGB")).astype(int)
+  box = img[48:48 + 6 + 16 * 3, 78:110]  # the legend's marks, top left of the axes
+  red = (box[..., 0] > 180) & (box[..., 1] < 80)
+  blue = (box[..., 2] > 150) & (box[..., 0] < 150)
+  grey = (abs(box[..., 0] - 120) < 10) & (abs(box[..., 2] - 120) < 10)
+  assert red.sum() > 10 and blue.sum() > 5 and grey.sum() > 5
+  # Without a curve the legend names only what is drawn.
+  assert stage3.scatter_png(tmp_path / "t.png", pred, human) == [
+      "identity (predicted = human)", "images"]
