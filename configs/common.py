@@ -1,6 +1,7 @@
 """Config sections shared by the experiment configs (each experiment file overrides)."""
 import ml_collections
 
+from deepfl_jax import pretext
 from deepfl_jax.data import mini_kadid
 from deepfl_jax.train import stage2, stage3
 from deepfl_jax.train.config import default_optim_config, default_train_config
@@ -23,6 +24,7 @@ def model_config() -> ml_collections.ConfigDict:
 def stage1_config() -> ml_collections.ConfigDict:
   """`config.stage1`: online synthesis settings (see train/stage1.run_stage1)."""
   c = ml_collections.ConfigDict()
+  c.task = "fr_proxies"         # | "ranking" | "ranking_mlsp" | "contrastive" (pretext.md)
   c.source = "embedded"         # "embedded" (skimage photographs) | "kadis700k"
   c.photos = mini_kadid.PHOTOS  # the 8 photographs shipped with scikit-image
   c.image_size = (384, 512)     # embedded photographs are fitted to this size
@@ -40,6 +42,7 @@ def stage1_config() -> ml_collections.ConfigDict:
   c.val_seed = 0                # which contents, and their fixed distortions
   c.val_batches = 16            # validation set: this many batches, synthesised once
   c.num_workers = 0             # Grain worker processes decoding pristine images
+  c.update(pretext.default_config())  # keys of the ranking / contrastive tasks
   return c
 
 

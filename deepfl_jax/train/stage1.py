@@ -172,7 +172,8 @@ def run_stage1(config, workdir: str):
   resumed run reuses it. Checkpoints, metrics.jsonl and TensorBoard summaries go to
   `workdir/stage1`.
 
-  config.stage1 keys: source ("embedded" | "kadis700k"), photos / image_size
+  config.stage1 keys: task ("fr_proxies", this function; "ranking", "ranking_mlsp",
+  "contrastive": `deepfl_jax.pretext.run`), source ("embedded" | "kadis700k"), photos / image_size
   (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
   equalizer ("own" | "published"), score_file (KADIS FR-score CSV, for "published"),
@@ -198,6 +199,9 @@ def run_stage1(config, workdir: str):
 
   c, m = config.stage1, config.model
   init_from = check_init_from(m.get("init_from", ""))  # before any data work
+  if c.get("task", "fr_proxies") != "fr_proxies":  # ranking / contrastive (pretext.md)
+    from deepfl_jax.pretext import run as pretext_run
+    return pretext_run.run_pretext(config, workdir)
   out = os.path.join(workdir, "stage1")
   os.makedirs(out, exist_ok=True)
   n_proc = jax.process_count()
