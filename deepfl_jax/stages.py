@@ -36,6 +36,16 @@ def stage3(config, workdir):
   return results
 
 
+def finetune(config, workdir):
+  """Stage 3's end-to-end variant: backbone + regressor fine-tuned on MOS (L2) over
+  Stage 3's splits (`deepfl_jax.train.finetune`)."""
+  from deepfl_jax.train import finetune as ft
+  from deepfl_jax.train import stage3 as s3
+  results = ft.run_finetune(config, workdir)
+  print(s3.markdown_table(results))
+  return results
+
+
 def compare_labels(config, workdir):
   """Our 11 FR scores against the published KADIS-700k score file (per metric and
   type: SROCC, PLCC, mean absolute difference), before spending GPU days on Stage 1."""
@@ -44,4 +54,4 @@ def compare_labels(config, workdir):
 
 
 STAGES = {"fr_metrics": fr_metrics, "compare_labels": compare_labels,
-          "stage1": stage1, "stage2": stage2, "stage3": stage3}
+          "stage1": stage1, "stage2": stage2, "stage3": stage3, "finetune": finetune}

@@ -89,7 +89,9 @@ def run_pretext(config, workdir: str):
   (() = a linear scalar head), mlsp_blocks (() = all 43, "ranking_mlsp" only);
   contrastive: see `contrastive.data_config`.
   """
-  from deepfl_jax.pretext import contrastive, ranking
+  from absl import logging
+
+  from deepfl_jax.pretext import contrastive, degradations, ranking
   from deepfl_jax.train import loop, parallel
   from deepfl_jax.train.stage1 import _pristine_source
 
@@ -123,6 +125,11 @@ def run_pretext(config, workdir: str):
                        f"multiple of {per * mesh.devices.size} ({per} views per content "
                        f"x {mesh.devices.size} devices)")
     example = np.zeros((1, *dc.view_size, 3), np.float32)
+    n = degradations.count_degradations(dc.space)
+    logging.info("contrastive: the degradation sampler can produce %.3g distinct "
+                 "degradations (%.3g first-order sequences x %.3g second-order chains; "
+                 "10 values per continuous parameter; QPT: about 2e7)", n["total"],
+                 n["first_order"], n["chain"] + 1)
     loss_fn = contrastive.make_loss_fn(model, temperature=float(c.get("temperature",
                                                                       0.1)))
     contents = batch // per // jax.process_count()
