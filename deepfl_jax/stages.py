@@ -46,6 +46,13 @@ def finetune(config, workdir):
   return results
 
 
+def compare_pretext(config, workdir):
+  """Every Stage 1 pretext task with the same budget, then the same Stages 2/3 and
+  fine-tuning; one table (`deepfl_jax.pretext.compare`)."""
+  from deepfl_jax.pretext import compare
+  return compare.run_compare(config, workdir)
+
+
 def compare_labels(config, workdir):
   """Our 11 FR scores against the published KADIS-700k score file (per metric and
   type: SROCC, PLCC, mean absolute difference), before spending GPU days on Stage 1."""
@@ -54,4 +61,5 @@ def compare_labels(config, workdir):
 
 
 STAGES = {"fr_metrics": fr_metrics, "compare_labels": compare_labels,
-          "stage1": stage1, "stage2": stage2, "stage3": stage3, "finetune": finetune}
+          "stage1": stage1, "stage2": stage2, "stage3": stage3, "finetune": finetune,
+          "compare_pretext": compare_pretext}

@@ -1,0 +1,32 @@
+"""Compare the four Stage 1 pretext tasks on equal terms (issue 15, spec pretext.md):
+"fr_proxies" (DeepFL-IQA), "ranking" (RankIQA), "ranking_mlsp" (multi-level ranking)
+and "contrastive" (QPT), each training the demo's width-reduced InceptionResNetV2 for
+the same steps, batch, optimiser and pristine photographs, then the same Stage 2 (narrow
+MLSP on mini-KADID) and Stage 3 (regressor and ridge probe, content splits) and
+end-to-end fine-tuning; random backbone weights give the floor row.
+
+  python -m deepfl_jax.main --config=configs/compare_pretext.py --workdir=runs/compare
+
+Scaled-down choices as configs/demo.py (its measurements in experiments/RESULTS.md);
+crops of 192x256 for every task (the FR metrics need >= 176 px), QPT views of 128x128.
+Total time on 2 CPU cores: not yet measured (see experiments/RESULTS.md, issue 15).
+"""
+from configs import demo
+
+
+def get_config():
+  config = demo.get_config()
+  config.name = "compare_pretext"
+  config.stages = ("compare_pretext",)
+  config.compare = {"tasks": (), "finetune": True}   # () = all four tasks
+  config.train.num_steps = 200
+  config.train.batch_size = 12         # 12 crops / 2 groups of 6 / 3 contents x 2 x 2
+  config.stage1.rank_head_hidden = (256,)  # the same head as fr_proxies' (demo)
+  config.stage1.rank_head_dropout = (0.0,)
+  config.stage1.view_size = (128, 128)
+  config.stage1.proj_hidden = 256
+  config.stage1.second_order_prob = 0.3
+  config.stage1.margin = 1.0           # ours: the 1/8-width net's outputs start near 0 (10: RankIQA)
+  config.finetune = {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4,
+                     "num_repeats": 3, "compare_random": True, "progress": True}
+  return config
