@@ -18,6 +18,7 @@ loss on the global batch (each device holds whole pairs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterator
 
 import dm_pix as pix
@@ -112,6 +113,17 @@ def view_pair(rng: np.random.Generator, image_size, view_size, iou_range,
                    "the range")
 
 
+@functools.partial(jax.jit, static_argnames=("view_size", "flip"))
+def _views(degraded, boxes, keys, *, view_size, flip: bool):
+  """(D, H, W, 3) degraded images, (2D, 2) top-left corners -> (2D, h, w, 3) views on
+  the 8-bit grid (rows 2r, 2r + 1 from image r), each flipped at random (dm-pix)."""
+  src = jnp.repeat(jnp.round(degraded * 255.0) / 255.0, 2, axis=0)
+  crop = jax.vmap(lambda im, b: jax.lax.dynamic_slice(
+      im, (b[0], b[1], 0), (*view_size, im.shape[-1])))
+  views = crop(src, boxes)
+  return jax.vmap(pix.random_flip_left_right)(keys, views) if flip else views
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
   crop_size: tuple[int, int] = (384, 512)   # content crop of a pristine image
@@ -151,19 +163,15 @@ def make_views(crops: np.ndarray, key, cfg: DataConfig, *, first_content: int = 
   plans = degradations.sample(k_plan, c, cfg.per_content, cfg.space)
   rng = degradations.host_rng(k_box)
   img_keys = jax.random.split(k_img, c * cfg.per_content)
-  views, boxes = [], []
+  degraded, boxes = [], []
   for i in range(c):
     x = jnp.asarray(crops[i], jnp.float32) / 255.0
     for k, plan in enumerate(plans[i]):
-      y = degradations.apply(x, plan, img_keys[i * cfg.per_content + k])
-      y = jnp.round(y * 255.0) / 255.0
-      for t, l in view_pair(rng, y.shape[:2], cfg.view_size, cfg.iou_range):
-        views.append(y[t:t + cfg.view_size[0], l:l + cfg.view_size[1]])
-        boxes.append((t, l))
-  images = jnp.stack(views)
-  if cfg.flip:
-    flip_keys = jax.random.split(k_flip, len(views))
-    images = jax.vmap(pix.random_flip_left_right)(flip_keys, images)
+      degraded.append(degradations.apply(x, plan, img_keys[i * cfg.per_content + k]))
+      boxes += view_pair(rng, x.shape[:2], cfg.view_size, cfg.iou_range)
+  images = _views(jnp.stack(degraded), jnp.asarray(boxes, jnp.int32),
+                  jax.random.split(k_flip, len(boxes)), view_size=tuple(cfg.view_size),
+                  flip=cfg.flip)
   n_deg = c * cfg.per_content
   return {"image": images,
           "content": np.repeat(np.arange(first_content, first_content + c), 2 *
