@@ -26,7 +26,7 @@ def get_config():
   config.stage1.view_size = (128, 128)
   config.stage1.proj_hidden = 256
   config.stage1.second_order_prob = 0.3
-  config.stage1.margin = 1.0           # ours: the 1/8-width net's outputs start near 0 (10: RankIQA)
+  config.stage1.margin = 1.0           # ours: a small net's outputs start near 0 (RankIQA: 10)
   config.finetune = {"epochs": 5, "batch_size": 16, "learning_rate": 1e-4,
                      "num_repeats": 3, "compare_random": True, "progress": True}
   return config
