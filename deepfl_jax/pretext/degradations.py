@@ -9,7 +9,8 @@ A degradation is a list of steps (op, parameter) applied in order to one image:
 2. With probability `second_order_prob`, a practical two-round chain (Real-ESRGAN's
    second-order model, Wang et al. 2021): in each round, each of blur (engine type 1,
    sigma), resize down and back up (bilinear, scale 0.5..1 on a 0.1 grid), noise
-   (engine Gaussian type 11 or Poisson) and JPEG (engine type 10, quality) is kept with probability 1/2.
+   (engine Gaussian type 11 or Poisson) and JPEG (engine type 10, quality) is kept
+   with probability 1/2.
 
 Every degradation has at least one step, and the degradations of one content within a
 batch are pairwise distinct (the hard negatives must differ in degradation).
