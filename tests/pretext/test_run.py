@@ -89,6 +89,12 @@ def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
   key = "rank_loss" if task == "ranking" else "info_nce"
   assert np.isfinite(rec["loss"]) and key in rec
   assert sorted(os.listdir(out / "checkpoints"))
+  # Stage 2 reads the backbone alone: the task head (projection, ranking) is dropped.
+  from deepfl_jax.train import stage2
+  v, _ = stage2._stage1_variables(str(tmp_path), "stage1/checkpoints")
+  assert set(v["params"]) == set(state.params["backbone"])
+  np.testing.assert_allclose(v["params"]["Conv_0"]["kernel"],
+                             np.asarray(state.params["backbone"]["Conv_0"]["kernel"]))
 
 
 def test_bad_batch_and_task_errors(tmp_path):
