@@ -58,13 +58,15 @@ def attach_head(task, backbone, c, m, *, dtype=jnp.float32, axis_name="data"
 
 
 def init_fn(model: network.PretextNet, example: np.ndarray, *, seed: int,
-            init_from: str = ""):
-  """`init_variables(rng)` for `loop.fit`: the backbone loaded (init_from) or drawn on
-  the host (`host_init`), the head initialised on the shape of the features it reads."""
+            init_from: str):
+  """`init_variables(rng)` for `loop.fit`: the backbone loaded (`init_from`, a path) or
+  drawn on the host ("scratch": `host_init`), the head initialised on the shape of the
+  features it reads."""
   from deepfl_jax.models import host_init, load_variables
+  from deepfl_jax.train.stage1 import SCRATCH
 
   def init_variables(rng):
-    if init_from:
+    if init_from != SCRATCH:
       bb = load_variables(init_from, model.backbone)
     else:
       kw = ({"taps": True, "final": False} if model.features == "mlsp" else {})
@@ -93,9 +95,10 @@ def run_pretext(config, workdir: str):
 
   from deepfl_jax.pretext import contrastive, degradations, ranking
   from deepfl_jax.train import loop, parallel
-  from deepfl_jax.train.stage1 import _pristine_source
+  from deepfl_jax.train.stage1 import _pristine_source, check_init_from
 
   c, m = config.stage1, config.model
+  init_from = check_init_from(m.get("init_from", ""))  # before any data work
   task = c.task
   out = os.path.join(workdir, "stage1")
   os.makedirs(out, exist_ok=True)
@@ -139,5 +142,5 @@ def run_pretext(config, workdir: str):
                                 start_step=start_step)
 
   return loop.fit(config, out, init_variables=init_fn(model, example, seed=seed,
-                                                      init_from=m.get("init_from", "")),
+                                                      init_from=init_from),
                   loss_fn=loss_fn, batches=batches, mesh=mesh, desc=f"stage1:{task}")

@@ -59,6 +59,7 @@ def _config(task, tmp_steps):
   config.stage1.iou_range = (0.2, 0.8)
   config.stage1.proj_hidden, config.stage1.proj_dim = 16, 8
   config.model.input_scale = "unit"
+  config.model.init_from = "scratch"
   config.train.batch_size = 12 if task.startswith("ranking") else 8
   config.train.num_steps = tmp_steps
   config.train.log_every = 1
