@@ -182,16 +182,20 @@ def make_views(crops: np.ndarray, key, cfg: DataConfig, *, first_content: int = 
           "plans": plans, "boxes": np.asarray(boxes)}
 
 
-def stream(source, cfg: DataConfig, *, contents: int, seed: int, start_step: int = 0,
+def stream(source, cfg: DataConfig, *, indices=None, contents: int, seed: int,
+           start_step: int = 0,
            process_index: int | None = None, process_count: int | None = None
            ) -> Iterator[dict]:
   """This process's contrastive batches from `start_step` on (step s: a pure function
-  of (seed, s), so a resumed run sees the same batches). Yields {"image"} only (the
-  network's input); `make_views` has the bookkeeping fields."""
+  of (seed, s), so a resumed run sees the same batches); `indices`: the records to use
+  (default all). Yields {"image"} only (the network's input); `make_views` has the
+  bookkeeping fields."""
   from deepfl_jax.data import pipeline, synthesis
   pi = jax.process_index() if process_index is None else process_index
   pc = jax.process_count() if process_count is None else process_count
-  indices = np.arange(len(source))
+  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
+  if len(indices) == 0:
+    raise ValueError("no pristine images for the contrastive batches")
   if len(indices) < contents * pc:
     indices = np.tile(indices, -(-contents * pc // len(indices)))
   crops = pipeline.batches(source, indices, batch_size=contents, seed=seed,

@@ -126,18 +126,21 @@ def make_groups(crops: np.ndarray, types: np.ndarray, keys, *,
           "level": level.reshape(-1)}
 
 
-def stream(source, *, groups: int, crop_size: tuple[int, int], seed: int,
+def stream(source, *, indices=None, groups: int, crop_size: tuple[int, int], seed: int,
            start_step: int = 0, types=None, include_pristine: bool = True,
            process_index: int | None = None, process_count: int | None = None
            ) -> Iterator[dict]:
   """This process's ranking batches from step `start_step` on: `groups` groups per
   process and step, each a random crop of a pristine image of `source` with a uniform
-  type from `types` (default all 25) at every level. Step s is a pure function of
-  (seed, s), so a resumed run sees the same batches."""
+  type from `types` (default all 25) at every level; `indices`: the records to use
+  (default all). Step s is a pure function of (seed, s), so a resumed run sees the
+  same batches."""
   from deepfl_jax.data import pipeline, synthesis
   pi = jax.process_index() if process_index is None else process_index
   pc = jax.process_count() if process_count is None else process_count
-  indices = np.arange(len(source))
+  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
+  if len(indices) == 0:
+    raise ValueError("no pristine images for the ranking batches")
   if len(indices) < groups * pc:  # e.g. 8 embedded photos: list each several times
     indices = np.tile(indices, -(-groups * pc // len(indices)))
   crops = pipeline.batches(source, indices, batch_size=groups, seed=seed,

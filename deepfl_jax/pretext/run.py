@@ -94,7 +94,7 @@ def run_pretext(config, workdir: str):
   from absl import logging
 
   from deepfl_jax.pretext import contrastive, degradations, ranking
-  from deepfl_jax.train import loop, parallel
+  from deepfl_jax.train import loop, parallel, validation
   from deepfl_jax.train.stage1 import _pristine_source, check_init_from
 
   c, m = config.stage1, config.model
@@ -106,20 +106,34 @@ def run_pretext(config, workdir: str):
   batch = int(config.train.batch_size)
   seed = int(config.train.seed)
   source = _pristine_source(c)
+  # The same content-disjoint hold-out as the FR-proxy task (`validation`).
+  val_seed = int(c.get("val_seed", 0))
+  train_idx, val_idx = validation.split_validation(
+      source.index, float(c.get("val_fraction", 0.0)), val_seed)
+  logging.info("stage 1 (%s): %d pristine images for training, %d held out", task,
+               len(train_idx), len(val_idx))
   model = make_network(task, config)
   types = tuple(c.types) or None
 
   if task in ("ranking", "ranking_mlsp"):
     size = ranking.group_size(bool(c.get("include_pristine", True)))
     ranking.check_groups(batch, mesh.devices.size, size)
-    groups = batch // size // jax.process_count()
     example = np.zeros((1, *c.crop_size, 3), np.float32)
-    loss_fn = ranking.make_loss_fn(model, margin=float(c.get("margin", 10.0)))
+    margin = float(c.get("margin", 10.0))
+    loss_fn = ranking.make_loss_fn(model, margin=margin)
 
-    def batches(start_step):
-      return ranking.stream(source, groups=groups, crop_size=tuple(c.crop_size),
-                            seed=seed, start_step=start_step, types=types,
-                            include_pristine=bool(c.get("include_pristine", True)))
+    def make_stream(indices, groups, stream_seed, start_step=0, pi=None, pc=None):
+      return ranking.stream(source, indices=indices, groups=groups,
+                            crop_size=tuple(c.crop_size), seed=stream_seed,
+                            start_step=start_step, types=types,
+                            include_pristine=bool(c.get("include_pristine", True)),
+                            process_index=pi, process_count=pc)
+
+    def val_metrics(out_, b):
+      return {"val/loss": ranking.ranking_loss(out_, b["group"], b["level"],
+                                               margin=margin),
+              "val/pair_accuracy": ranking.pair_accuracy(out_, b["group"], b["level"])}
+    per = size
   else:
     dc = contrastive.data_config(c)
     per = dc.images_per_content
@@ -133,14 +147,38 @@ def run_pretext(config, workdir: str):
                  "degradations (%.3g first-order sequences x %.3g second-order chains; "
                  "10 values per continuous parameter; QPT: about 2e7)", n["total"],
                  n["first_order"], n["chain"] + 1)
-    loss_fn = contrastive.make_loss_fn(model, temperature=float(c.get("temperature",
-                                                                      0.1)))
-    contents = batch // per // jax.process_count()
+    temperature = float(c.get("temperature", 0.1))
+    loss_fn = contrastive.make_loss_fn(model, temperature=temperature)
 
-    def batches(start_step):
-      return contrastive.stream(source, dc, contents=contents, seed=seed,
-                                start_step=start_step)
+    def make_stream(indices, contents, stream_seed, start_step=0, pi=None, pc=None):
+      return contrastive.stream(source, dc, indices=indices, contents=contents,
+                                seed=stream_seed, start_step=start_step,
+                                process_index=pi, process_count=pc)
+
+    def val_metrics(out_, b):
+      del b
+      return {"val/loss": contrastive.info_nce(out_, temperature)}
+
+  def batches(start_step):
+    return make_stream(train_idx, batch // per // jax.process_count(), seed, start_step)
+
+  evaluate = None
+  if len(val_idx):
+    # Fixed validation batches of the held-out contents, the whole global batch on
+    # every process (so every process computes the same numbers); inference mode.
+    val_batches = []
+    it = make_stream(val_idx, batch // per, val_seed, pi=0, pc=1)
+    for _ in range(int(c.get("val_batches", 16))):
+      val_batches.append({k: np.asarray(v) for k, v in next(it).items()})
+    it.close()
+    forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+
+    def evaluate(state):
+      v = parallel.to_host({"params": state.params, "batch_stats": state.batch_stats})
+      ms = [val_metrics(forward(v, b["image"]), b) for b in val_batches]
+      return {k: float(np.mean([float(m_[k]) for m_ in ms])) for k in ms[0]}
 
   return loop.fit(config, out, init_variables=init_fn(model, example, seed=seed,
                                                       init_from=init_from),
-                  loss_fn=loss_fn, batches=batches, mesh=mesh, desc=f"stage1:{task}")
+                  loss_fn=loss_fn, batches=batches, mesh=mesh, desc=f"stage1:{task}",
+                  evaluate=evaluate)
