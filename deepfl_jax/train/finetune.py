@@ -151,7 +151,12 @@ def run_finetune(config, workdir) -> dict:
   c2 = stage2._stage2_section(config)  # pylint: disable=protected-access
   c3 = stage3._section(config)  # pylint: disable=protected-access
   source = stage2.open_dataset(c2, workdir)
-  images = np.stack([np.asarray(source[i]["image"]) for i in range(len(source))])
+  imgs = [np.asarray(source.records[i]["image"]) for i in range(len(source))]
+  shapes = sorted({im.shape for im in imgs})
+  if len(shapes) > 1:
+    raise ValueError(f"config.stage2.dataset: fine-tuning batches whole images of one "
+                     f"size; this database has {len(shapes)} sizes ({shapes[:3]}...)")
+  images = np.stack(imgs)
   index = {k: np.asarray(v) for k, v in source.index.items()}
   y = np.asarray(index["score"], np.float64)
   kind = c3.split_kind or source.metadata.get("split_kind", "")
