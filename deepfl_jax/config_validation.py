@@ -105,6 +105,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
   from deepfl_jax.data import histeq
   from deepfl_jax.distortions.registry import NUM_TYPES
   from deepfl_jax.models.inception_resnet_v2 import MIN_SIZE
+  from deepfl_jax.pretext import TASKS
   from deepfl_jax.train import optim, stage3
   return {
       "train": {
@@ -131,7 +132,23 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "equalizer": _one_of(*histeq.EQUALIZER_SOURCES),
           "crop_size": _ints_at_least(MIN_SIZE, 2),
           "image_size": _ints_at_least(MIN_SIZE, 2),
-          "types": _type_ids(NUM_TYPES)},
+          "types": _type_ids(NUM_TYPES),
+          # the pretext tasks (deepfl_jax/pretext, spec pretext.md)
+          "task": _one_of(*TASKS), "margin": _num_in(0, float("inf")),
+          "rank_head_hidden": _ints_at_least(1), "rank_head_dropout": _rates,
+          "mlsp_blocks": lambda v: (None if isinstance(v, (tuple, list)) and all(
+              _is_int(b) and 0 <= b < 43 for b in v) else "a tuple of MLSP block "
+              "indices 0..42 (() = all 43)"),
+          "features": _one_of("final", "mlsp"), "temperature": _positive,
+          "proj_hidden": _int_at_least(1), "proj_dim": _int_at_least(1),
+          "view_size": _ints_at_least(MIN_SIZE, 2),
+          "iou_range": lambda v: (None if isinstance(v, (tuple, list)) and len(v) == 2
+                                  and all(_is_num(x) for x in v) and
+                                  0 <= v[0] <= v[1] <= 1
+                                  else "(lo, hi), 0 <= lo <= hi <= 1"),
+          "degradations_per_content": _int_at_least(1), "max_ops": _int_at_least(1),
+          "skip_prob": _num_in(0, 1, hi_open=True), "second_order_prob": _num_in(0, 1),
+          "ops": _type_ids(NUM_TYPES)},
       "stage2": {
           "kind": _one_of("narrow", "wide"), "batch_size": _int_at_least(1),
           "compute_dtype": _one_of("float32", "bfloat16"),
@@ -151,8 +168,11 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
 
 
 # Which stages read a section.
-_READ_BY = {"train": ("stage1",), "optim": ("stage1",), "stage1": ("stage1",),
-            "model": ("stage1", "stage2"), "stage2": ("stage2",), "stage3": ("stage3",)}
+_ALL = ("stage1", "compare_pretext")  # compare_pretext runs Stages 1-3 and finetune
+_READ_BY = {"train": _ALL, "optim": _ALL, "stage1": _ALL,
+            "model": _ALL + ("stage2", "finetune"),
+            "stage2": ("stage2", "finetune", "compare_pretext"),
+            "stage3": ("stage3", "finetune", "compare_pretext")}
 
 
 def _fmt(v) -> str:

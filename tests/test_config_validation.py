@@ -105,3 +105,18 @@ def test_main_prints_one_line_and_writes_nothing(tmp_path, override, expect):
 def test_helpfull_says_how_to_override(tmp_path):
   p = _main("--helpfull", workdir=tmp_path)
   assert "--config.<section>.<key>=VALUE" in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("name,key,value,expect", [
+    ("rankiqa_kadis700k", "task", "rankng", "did you mean 'ranking'?"),
+    ("rank_mlsp_kadis700k", "mlsp_blocks", (0, 43), "MLSP block indices 0..42"),
+    ("qpt_kadis700k", "temperature", 0.0, "config.stage1.temperature=0.0: must be a "
+     "number > 0"),
+    ("qpt_kadis700k", "iou_range", (0.3, 0.1), "0 <= lo <= hi <= 1"),
+    ("compare_pretext", "skip_prob", 1.0, "config.stage1.skip_prob=1.0"),
+])
+def test_pretext_keys_checked(name, key, value, expect):
+  config = importlib.import_module(f"configs.{name}").get_config()
+  config.stage1[key] = value
+  found = cv.problems(config)
+  assert len(found) == 1 and expect in found[0], found
