@@ -9,7 +9,9 @@ end-to-end fine-tuning; random backbone weights give the floor row.
 
 Scaled-down choices as configs/demo.py (its measurements in experiments/RESULTS.md);
 crops of 192x256 for every task (the FR metrics need >= 176 px), QPT views of 128x128.
-Total time on 2 CPU cores: not yet measured (see experiments/RESULTS.md, issue 15).
+Time on 2 loaded CPU cores: about 36 minutes summed over an interrupted run (over the
+25 asked; experiments/RESULTS.md, issue 15). At 200 steps no task yet separates from
+random weights there: the budget is a starting point, not a result.
 """
 from configs import demo
 

@@ -6,6 +6,7 @@
 - `degradations`: QPT's degradation space built from the engine's own operations.
 - `network`: backbone + task head, with the variable layout of Stage 1 ({"backbone",
   "head"}), so Stage 2 reads any task's backbone unchanged and drops the head.
+- `crops`: random pristine crops for the streams; `compare`: the four tasks side by side.
 - `run`: the Stage 1 entry point of these tasks (`config.stage1.task`).
 """
 TASKS = ("fr_proxies", "ranking", "ranking_mlsp", "contrastive")

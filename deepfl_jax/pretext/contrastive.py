@@ -190,17 +190,10 @@ def stream(source, cfg: DataConfig, *, indices=None, contents: int, seed: int,
   of (seed, s), so a resumed run sees the same batches); `indices`: the records to use
   (default all). Yields {"image"} only (the network's input); `make_views` has the
   bookkeeping fields."""
-  from deepfl_jax.data import pipeline, synthesis
-  pi = jax.process_index() if process_index is None else process_index
-  pc = jax.process_count() if process_count is None else process_count
-  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
-  if len(indices) == 0:
-    raise ValueError("no pristine images for the contrastive batches")
-  if len(indices) < contents * pc:
-    indices = np.tile(indices, -(-contents * pc // len(indices)))
-  crops = pipeline.batches(source, indices, batch_size=contents, seed=seed,
-                           start_step=start_step, process_index=pi, process_count=pc,
-                           transform=synthesis.crop_transform(cfg.crop_size))
+  from deepfl_jax.pretext.crops import pristine_crops
+  crops, pi, _ = pristine_crops(source, indices, per_process=contents,
+                                crop_size=cfg.crop_size, seed=seed, start_step=start_step,
+                                process_index=process_index, process_count=process_count)
   with crops:
     step = start_step
     while True:

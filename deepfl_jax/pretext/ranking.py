@@ -135,17 +135,10 @@ def stream(source, *, indices=None, groups: int, crop_size: tuple[int, int], see
   type from `types` (default all 25) at every level; `indices`: the records to use
   (default all). Step s is a pure function of (seed, s), so a resumed run sees the
   same batches."""
-  from deepfl_jax.data import pipeline, synthesis
-  pi = jax.process_index() if process_index is None else process_index
-  pc = jax.process_count() if process_count is None else process_count
-  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
-  if len(indices) == 0:
-    raise ValueError("no pristine images for the ranking batches")
-  if len(indices) < groups * pc:  # e.g. 8 embedded photos: list each several times
-    indices = np.tile(indices, -(-groups * pc // len(indices)))
-  crops = pipeline.batches(source, indices, batch_size=groups, seed=seed,
-                           start_step=start_step, process_index=pi, process_count=pc,
-                           transform=synthesis.crop_transform(tuple(crop_size)))
+  from deepfl_jax.pretext.crops import pristine_crops
+  crops, pi, pc = pristine_crops(source, indices, per_process=groups, crop_size=crop_size,
+                                 seed=seed, start_step=start_step,
+                                 process_index=process_index, process_count=process_count)
   with crops:
     step = start_step
     while True:

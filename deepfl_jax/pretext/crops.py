@@ -1,0 +1,27 @@
+"""Random pristine crops for the pretext streams: `pipeline.batches` with Stage 1's
+crop transform, positioned at a step (so resumed runs see the same crops)."""
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
+                   start_step: int = 0, process_index: int | None = None,
+                   process_count: int | None = None):
+  """(batches of `per_process` uint8 crops for this process, process index, count).
+
+  `indices`: the records to use (default all); fewer records than crops per step (e.g.
+  the 8 embedded photographs) are listed several times, each occurrence its own crop."""
+  from deepfl_jax.data import pipeline, synthesis
+  pi = jax.process_index() if process_index is None else process_index
+  pc = jax.process_count() if process_count is None else process_count
+  indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)
+  if len(indices) == 0:
+    raise ValueError("no pristine images to crop (empty training or validation part)")
+  if len(indices) < per_process * pc:
+    indices = np.tile(indices, -(-per_process * pc // len(indices)))
+  crops = pipeline.batches(source, indices, batch_size=per_process, seed=seed,
+                           start_step=start_step, process_index=pi, process_count=pc,
+                           transform=synthesis.crop_transform(tuple(crop_size)))
+  return crops, pi, pc
