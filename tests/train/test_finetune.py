@@ -30,3 +30,38 @@ def test_finetune_learns_brightness():
   assert fit["train_loss"][-1] < 0.5 * fit["train_loss"][0]
   stats = stage3.evaluate(fit["pred"], y[40:])
   assert stats["srocc"] > 0.8, stats
+
+
+def test_run_finetune_end_to_end(tmp_path, monkeypatch):
+  """The stage: Stage 2's database and weights, Stage 3's splits, results files (the
+  real backbone at 1/8 width, one block per stage; a small in-memory database)."""
+  import json
+
+  from configs import demo
+  from deepfl_jax.data import pipeline
+  from deepfl_jax.train import stage2
+
+  rng = np.random.default_rng(1)
+  recs = []
+  for c in range(5):
+    for k in range(4):
+      level = 0.2 + 0.15 * k
+      img = (255 * level * rng.uniform(0.6, 1.0, (80, 80, 3))).astype(np.uint8)
+      recs.append({"image": img, "name": f"c{c}_{k}", "content": f"c{c}",
+                   "score": 100 * level})
+  source = pipeline.in_memory_source(recs, index_fields=("name", "content", "score"),
+                                     metadata={"name": "tiny", "split_kind": "content"})
+  monkeypatch.setattr(stage2, "open_dataset", lambda c, wd: source)
+  config = demo.get_config()
+  config.stage2.weights = "random"
+  config.stage3.num_repeats = 2
+  config.stage3.hidden, config.stage3.dropout = (8,), (0.0,)
+  config.finetune = {"epochs": 1, "batch_size": 4, "learning_rate": 1e-4,
+                     "num_repeats": 0, "compare_random": False, "progress": False}
+  res = finetune.run_finetune(config, str(tmp_path))
+  assert [r["features"] for r in res["runs"]] == ["random"]
+  reps = res["runs"][0]["repeats"]
+  assert len(reps) == 2 and all(np.isfinite(r["srocc"]) for r in reps)
+  saved = json.loads((tmp_path / "finetune" / "results.json").read_text())
+  assert saved["split_kind"] == "content" and saved["num_repeats"] == 2
+  assert "finetuned" in (tmp_path / "finetune" / "results.md").read_text()
