@@ -2,7 +2,7 @@
 import ml_collections
 
 from deepfl_jax import pretext
-from deepfl_jax.data import mini_kadid
+from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.train import stage2, stage3
 from deepfl_jax.train.config import default_optim_config, default_train_config
 
@@ -25,11 +25,16 @@ def stage1_config() -> ml_collections.ConfigDict:
   """`config.stage1`: online synthesis settings (see train/stage1.run_stage1)."""
   c = ml_collections.ConfigDict()
   c.task = "fr_proxies"         # | "ranking" | "ranking_mlsp" | "contrastive" (pretext.md)
-  c.source = "embedded"         # "embedded" (skimage photographs) | "kadis700k"
+  c.source = "embedded"         # "embedded" (mini-KADID's photographs) | "pristine"
+                                # (grey photos + dead leaves) | "kadis700k"
   c.photos = mini_kadid.PHOTOS  # the 8 photographs shipped with scikit-image
   c.image_size = (384, 512)     # embedded photographs are fitted to this size
   c.data_dir = ""               # TFDS data_dir of the built kadis700k (source kadis700k)
   c.crop_size = (384, 512)
+  c.pristine = ml_collections.ConfigDict({   # source "pristine" (data/pristine.py)
+      "sources": pristine.STAGE1_SOURCES, "num_dead_leaves": 32, "seed": 0})
+  c.augment = ml_collections.ConfigDict({    # random scale and flip of the crops
+      "enabled": False, "min_scale": 0.25, "max_scale": 1.0, "flip": True})
   c.assignment = "uniform"      # "uniform" random (type, level) | "kadis" (one type x 5)
   c.types = ()                  # restrict the distortion types (() = all 25)
   c.group_size = 4

@@ -19,6 +19,7 @@ content-independent human averages, so these numbers show that the pipeline lear
 not what DeepFL-IQA reaches on real databases (see configs/README.md).
 """
 from configs import common
+from deepfl_jax.train import transfer
 
 
 def get_config():
@@ -29,13 +30,18 @@ def get_config():
   config.model.head_dropout = (0.0,)
   config.model.init_from = "scratch"   # random weights on purpose (paper: ImageNet)
 
+  config.stages = ("stage1", "stage2", "stage3", "transfer")
   size = (192, 256)                    # KADID's aspect ratio at half size
-  config.stage1.image_size = size
-  config.stage1.crop_size = size       # whole images: one compiled shape for all stages
+  # The paper's protocol: Stage 1's contents (grey photographs + dead leaves) are
+  # disjoint from those Stages 2/3 evaluate (mini-KADID's 8 colour photographs) and
+  # from the transfer check's (scikit-learn's photos, TID2013's references).
+  config.stage1.source = "pristine"
+  config.stage1.crop_size = size       # one compiled shape for all stages
+  config.stage1.augment.enabled = True   # random scales and flips of the crops
   config.stage1.calibration_steps = 8
   config.stage1.group_size = 1         # a type per image: 8 types in each batch of 8
-  config.stage1.val_fraction = 0.0     # 8 photos: no content to spare (Stage 2 then
-                                       # takes the latest Stage 1 checkpoint)
+  config.stage1.val_fraction = 0.0     # no validation in the demo's budget (Stage 2
+                                       # then takes the latest Stage 1 checkpoint)
 
   config.train.batch_size = 8
   config.train.num_steps = 500
@@ -54,4 +60,5 @@ def get_config():
   config.stage3.ridge = True             # a closed-form ridge probe beside the regressor
   config.stage3.batch_size = 64
   config.stage3.num_repeats = 5
+  config.transfer = transfer.default_config()
   return config

@@ -60,6 +60,14 @@ def compare_labels(config, workdir):
   return label_agreement.run(config, workdir)
 
 
+def transfer(config, workdir):
+  """The scoring model on contents no stage saw (`deepfl_jax.train.transfer`)."""
+  from deepfl_jax.train import transfer as tr
+  results = tr.run_transfer(config, workdir)
+  print(tr.markdown(results))
+  return results
+
+
 STAGES = {"fr_metrics": fr_metrics, "compare_labels": compare_labels,
           "stage1": stage1, "stage2": stage2, "stage3": stage3, "finetune": finetune,
-          "compare_pretext": compare_pretext}
+          "compare_pretext": compare_pretext, "transfer": transfer}

@@ -27,7 +27,7 @@ import hashlib
 import json
 import pathlib
 import zlib
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -142,8 +142,8 @@ def _write_png(path: pathlib.Path, img: np.ndarray) -> None:
     Image.fromarray(img).save(tmp, compress_level=1)
 
 
-def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] | None
-              ) -> None:
+def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] | None,
+              images: Mapping[str, np.ndarray] | None = None) -> None:
   import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   from deepfl_jax.distortions import distort  # pylint: disable=import-outside-toplevel
@@ -151,7 +151,8 @@ def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] 
   (root / "references").mkdir(parents=True, exist_ok=True)
   size, levels, seed = tuple(config["size"]), list(config["levels"]), config["seed"]
   for content in config["photos"]:
-    ref = pristine_image(content, size)
+    ref = (pristine_image(content, size) if images is None
+           else fit_to_size(images[content][..., :3], size))
     _write_png(root / "references" / f"{content}.png", ref)
     batch = jnp.broadcast_to(jnp.asarray(ref), (len(levels), *ref.shape))
     for t in config["types"]:
@@ -202,7 +203,8 @@ def _rows(config: dict, table: DmosTable) -> list[dict]:
 def load(work_dir, *, photos: Sequence[str] = PHOTOS,
          size: tuple[int, int] = DEFAULT_SIZE, types: Sequence[int] | None = None,
          levels: Sequence[int] | None = None, seed: int = 0, in_memory: bool = False,
-         progress: Callable[[str], None] | None = None) -> IqaSource:
+         progress: Callable[[str], None] | None = None,
+         images: Mapping[str, np.ndarray] | None = None) -> IqaSource:
   """The mini-KADID database, generated into `work_dir` on first use, then cached.
 
   Args:
@@ -214,6 +216,9 @@ def load(work_dir, *, photos: Sequence[str] = PHOTOS,
     in_memory: decode all images into RAM (`in_memory_source`); default reads each
       PNG on access (1,000 images of 384x512 are about 600 MB decoded).
     progress: called with a line per (photo, type) generated.
+    images: other pristine photographs {content name: uint8 (h, w, 3)} instead of
+      `photos` (e.g. `pristine.independent_photos()`, the transfer check), labelled
+      the same way.
 
   Returns:
     An `IqaSource` laid out like the KADID-10k builder's: records with image (H, W, 3)
@@ -225,7 +230,9 @@ def load(work_dir, *, photos: Sequence[str] = PHOTOS,
   """
   types = tuple(range(1, NUM_TYPES + 1) if types is None else map(int, types))
   levels = tuple(range(1, NUM_LEVELS + 1) if levels is None else map(int, levels))
-  for p in photos:
+  if images is not None:
+    photos = tuple(images)
+  for p in ([] if images is not None else photos):
     if p not in PHOTOS:
       raise ValueError(f"unknown mini-KADID photograph {p!r}; choose from {PHOTOS}")
   if not types or min(types) < 1 or max(types) > NUM_TYPES:
@@ -233,12 +240,18 @@ def load(work_dir, *, photos: Sequence[str] = PHOTOS,
   if not levels or min(levels) < 1 or max(levels) > NUM_LEVELS:
     raise ValueError(f"levels must be 1..{NUM_LEVELS}, got {levels}")
   config = _config(photos, size, types, levels, seed)
+  if images is not None:  # the cache is keyed by the pixels of the given photographs
+    h = hashlib.sha1()
+    for name in sorted(images):
+      h.update(f"{name}|{np.shape(images[name])}|".encode())
+      h.update(np.ascontiguousarray(images[name]).tobytes())
+    config["images"] = h.hexdigest()[:12]
   root = cache_dir(work_dir, config)
   done = root / "index.json"
   table = load_dmos_table()
   rows = _rows(config, table)
   if not done.exists():
-    _generate(root, config, progress)
+    _generate(root, config, progress, images)
     atomic.write_json(done, {"config": config, "note": LABEL_NOTE, "records": rows},
                       indent=1)
   metadata = {"name": "mini_kadid", "score_name": "dmos", "higher_is_better": True,

@@ -220,7 +220,8 @@ def stream(source, indices: Sequence[int] | None = None, *,
            equalizer: histeq.Equalizer | None = None, start_step: int = 0,
            num_steps: int | None = None, process_index: int | None = None,
            process_count: int | None = None, with_labels: bool = True,
-           prefetch: int = 2, num_workers: int = 0) -> Iterator[dict]:
+           prefetch: int = 2, num_workers: int = 0,
+           transform: pipeline.Transform | None = None) -> Iterator[dict]:
   """Stage-1 batches synthesised online from pristine images.
 
   Args:
@@ -232,6 +233,9 @@ def stream(source, indices: Sequence[int] | None = None, *,
     start_step / num_steps: resume at a step; stop after num_steps (None: forever).
     process_index / process_count: this process's share (default from jax).
     with_labels: False skips the metrics (distortion only).
+    transform: makes the uint8 (H, W, 3) crop of crop_size from a record (default
+      `crop_transform`: a uniformly placed crop; `pristine.augment_transform` adds
+      random scales and flips).
 
   Yields:
     dicts with device arrays "image" (N, H, W, 3) float32 [0, 1] (distorted; the
@@ -256,7 +260,8 @@ def stream(source, indices: Sequence[int] | None = None, *,
   crops = pipeline.batches(source, indices, batch_size=cfg.batch_size, seed=seed,
                            start_step=start_step, process_index=process_index,
                            process_count=process_count, drop_remainder=True,
-                           transform=crop_transform(cfg.crop_size), prefetch=prefetch,
+                           transform=transform or crop_transform(cfg.crop_size),
+                           prefetch=prefetch,
                            num_workers=num_workers)
   per = cfg.images_per_crop
   n_local = cfg.batch_size * per
@@ -291,13 +296,14 @@ def stream(source, indices: Sequence[int] | None = None, *,
 def calibrate(source, indices=None, *, config: SynthesisConfig = SynthesisConfig(),
               num_steps: int = 20, seed: int = 12345,
               num_knots: int = histeq.DEFAULT_KNOTS,
-              on_batch: Callable[[int], None] | None = None) -> histeq.Equalizer:
+              on_batch: Callable[[int], None] | None = None,
+              transform: pipeline.Transform | None = None) -> histeq.Equalizer:
   """Equaliser fitted on `num_steps` synthesised batches (a seed apart from the
   training stream's); store it with the run (`histeq.save`). `on_batch(n)` is called
-  after each batch (n done), e.g. a progress bar's update."""
+  after each batch (n done), e.g. a progress bar's update. `transform`: as `stream`'s."""
   scores = []
   for b in stream(source, indices, config=config, seed=seed, num_steps=num_steps,
-                  process_index=0, process_count=1):
+                  process_index=0, process_count=1, transform=transform):
     scores.append(np.asarray(b["scores"]))
     if on_batch is not None:
       on_batch(len(scores))

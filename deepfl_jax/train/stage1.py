@@ -120,16 +120,31 @@ def make_loss_fn(model: MultiTaskIQA, axis_name: str | None = DATA_AXIS):
 # --- the stage as an experiment step ------------------------------------------------
 def _pristine_source(c):
   """config.stage1.source -> the pristine images (an IqaSource), all of them used."""
-  from deepfl_jax.data import mini_kadid, pipeline
+  from deepfl_jax.data import mini_kadid, pipeline, pristine
   if c.source == "embedded":
     return mini_kadid.pristine_source(tuple(c.photos), tuple(c.image_size))
+  if c.source == "pristine":
+    p = c.pristine
+    return pristine.stage1_source(tuple(p.sources), num_dead_leaves=int(p.num_dead_leaves),
+                                  seed=int(p.seed))
   if c.source == "kadis700k":
     if not c.get("data_dir"):
       raise ValueError("config.stage1.data_dir: set it to the TFDS data directory where "
                        "the kadis700k builder was prepared (see deepfl_jax/data/builders)")
     return pipeline.load_source("kadis700k", c.data_dir)
-  raise ValueError(f"config.stage1.source: unknown source {c.source!r}; use 'embedded' "
-                   "or 'kadis700k'")
+  raise ValueError(f"config.stage1.source: unknown source {c.source!r}; use 'embedded', "
+                   "'pristine' or 'kadis700k'")
+
+
+def _crop_transform(c):
+  """config.stage1.augment -> the crop transform of the synthesis stream (None: the
+  default uniformly placed crop)."""
+  a = c.get("augment", None)
+  if a is None or not a.get("enabled", False):
+    return None
+  from deepfl_jax.data import pristine
+  return pristine.augment_transform(tuple(c.crop_size), min_scale=float(a.min_scale),
+                                    max_scale=float(a.max_scale), flip=bool(a.flip))
 
 
 KERAS_IMAGENET_WEIGHTS = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -173,8 +188,10 @@ def run_stage1(config, workdir: str):
   `workdir/stage1`.
 
   config.stage1 keys: task ("fr_proxies", this function; "ranking", "ranking_mlsp",
-  "contrastive": `deepfl_jax.pretext.run`), source ("embedded" | "kadis700k"), photos / image_size
-  (embedded), data_dir (kadis700k), crop_size, assignment ("uniform" | "kadis"),
+  "contrastive": `deepfl_jax.pretext.run`), source ("embedded" | "pristine" |
+  "kadis700k"), photos / image_size (embedded), pristine (sources, num_dead_leaves,
+  seed: `data.pristine`), data_dir (kadis700k), crop_size, augment (enabled, min_scale,
+  max_scale, flip: random scales and flips of the crops), assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
   equalizer ("own" | "published"), score_file (KADIS FR-score CSV, for "published"),
   published_metrics (() = all of metrics.MATLAB_PARITY),
@@ -219,6 +236,7 @@ def run_stage1(config, workdir: str):
                                         int(c.get("val_seed", 0)))
   logging.info("stage 1: %d pristine images for training, %d held out for validation",
                len(train_idx), len(val_idx))
+  transform = _crop_transform(c)
 
   eq_path = os.path.join(out, "equalizer.json")
   if os.path.exists(eq_path):
@@ -233,7 +251,7 @@ def run_stage1(config, workdir: str):
       bar.begin()
       try:  # a line per quarter in logs (no terminal), redrawn on one
         return synthesis.calibrate(
-            source, train_idx, config=syn, num_steps=n_cal,
+            source, train_idx, config=syn, num_steps=n_cal, transform=transform,
             on_batch=lambda n: bar.update(n, force=n % max(1, n_cal // 4) == 0))
       finally:
         bar.close()
@@ -270,7 +288,8 @@ def run_stage1(config, workdir: str):
   def batches(start_step):
     for b in synthesis.stream(source, train_idx, config=syn, seed=int(config.train.seed),
                               equalizer=equalizer, start_step=start_step,
-                              num_workers=int(c.get("num_workers", 0))):
+                              num_workers=int(c.get("num_workers", 0)),
+                              transform=transform):
       yield {"image": b["image"], "target": b["target"]}  # stay on the device
 
   mesh = parallel.make_mesh()
@@ -278,7 +297,7 @@ def run_stage1(config, workdir: str):
   if len(val_idx):
     evaluate = validation.make_evaluate(model, mesh, validation.validation_batches(
         source, val_idx, syn=syn, num_batches=int(c.get("val_batches", 16)),
-        seed=int(c.get("val_seed", 0)), equalizer=equalizer))
+        seed=int(c.get("val_seed", 0)), equalizer=equalizer, transform=transform))
   return loop.fit(config, out, init_variables=init_variables,
                   loss_fn=make_loss_fn(model), batches=batches, desc="stage1",
                   mesh=mesh, evaluate=evaluate)

@@ -21,8 +21,9 @@ Outputs in `<workdir>/stage3/`:
   scatter_<features>_<model>.png   predicted vs human score, the test parts of all
                       repeats, with the identity line, a logistic fitted to them and a
                       legend (Pillow ImageDraw)
-  regressor.msgpack, model.json    the regressor of repeat `export_repeat` on the
-                      primary feature set, for `deepfl-iqa score`
+  regressor.msgpack, model.json    the regressor `deepfl-iqa score` uses (primary
+                      feature set; `export`: the final fit on all records, or one
+                      repeat's); model.json says which ("fit")
 
 Config section `config.stage3` (defaults in `default_config()`):
   epochs (30), batch_size (128), learning_rate (1e-3), adam_eps (1e-7)
@@ -35,7 +36,9 @@ Config section `config.stage3` (defaults in `default_config()`):
   feature_sets (() = every set Stage 2 wrote, primary first)
   ridge (False): add the ridge probe; ridge_alphas: penalties relative to the mean
     squared singular value of the standardised training features
-  export_repeat (0): which repeat's regressor `deepfl-iqa score` uses
+  export ("final"): which regressor `deepfl-iqa score` uses: "final" = one fit on ALL
+    records (every evaluation content) for the median best epoch of the splits;
+    "repeat" = the regressor of repeat `export_repeat` (0), fit on its training part
   progress (True)
 """
 from __future__ import annotations
@@ -93,6 +96,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.feature_sets = ()
   c.ridge = False
   c.ridge_alphas = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+  c.export = "final"
   c.export_repeat = 0
   c.progress = True
   return c
@@ -177,9 +181,11 @@ def train_regressor(x_train, y_train, x_val, y_val, *, epochs: int = 30,
                     batch_size: int = 128, learning_rate: float = 1e-3,
                     adam_eps: float = 1e-7, hidden=(2048, 1024, 256),
                     dropout=(0.25, 0.25, 0.5), seed: int = 0,
-                    on_epoch: Callable[[int, float], None] | None = None
-                    ) -> RegressorFit:
-  """Trains `MOSRegressor` with MSE on the raw scores; keeps the best-validation epoch.
+                    on_epoch: Callable[[int, float], None] | None = None,
+                    keep_best: bool = True) -> RegressorFit:
+  """Trains `MOSRegressor` with MSE on the raw scores; keeps the best-validation epoch
+  (or, with keep_best=False, the last: the final fit on all data, whose epoch count
+  the splits chose).
 
   Args:
     x_train, x_val: features (n, ...) float32; y_train, y_val: scores (n,).
@@ -222,11 +228,13 @@ def train_regressor(x_train, y_train, x_val, y_val, *, epochs: int = 30,
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     val = _mse(variables, x_val, y_val, hidden, dropout)
     val_hist.append(val)
-    if val < best_loss:  # strict: ties keep the earlier epoch, as Keras
+    if keep_best and val < best_loss:  # strict: ties keep the earlier epoch, as Keras
       best_loss, best_epoch = val, epoch
       best = jax.tree.map(jnp.copy, variables)  # a copy: the state is donated
     if on_epoch is not None:
       on_epoch(epoch, val)
+  if not keep_best:
+    best, best_loss, best_epoch = variables, val_hist[-1], epochs
   if best is None:  # every validation loss was NaN
     best, best_epoch = variables, epochs
   return RegressorFit(jax.tree.map(np.asarray, best), init, best_epoch, float(best_loss),
@@ -424,24 +432,50 @@ def markdown_table(results: Mapping[str, Any]) -> str:
   for run in results["runs"]:
     cells = [run["features"], run["model"]] + [_fmt_cell(run["summary"][m]) for m in cols]
     lines.append("| " + " | ".join(cells) + " |")
+  if results.get("final"):
+    lines += ["", f"Scoring model of `deepfl-iqa score`: {results['final']['fit']}."]
   if results.get("label_note"):
     lines += ["", f"Note: {results['label_note']}."]
   return "\n".join(lines) + "\n"
 
 
 def _save_regressor(out: pathlib.Path, fit: RegressorFit, fs: stage2.FeatureSet,
-                    workdir, c, repeat: int) -> None:
+                    workdir, c, repeat: int | None, described: str) -> None:
   atomic.write_bytes(out / "regressor.msgpack", flax.serialization.msgpack_serialize(
       jax.tree.map(np.asarray, fit.variables)))
   rel = os.path.relpath(fs.path, workdir)
   atomic.write_json(out / "model.json", {
       "feature_set": rel, "features": fs.label, "hidden": [int(h) for h in c.hidden],
-      "dropout": [float(d) for d in c.dropout], "repeat": int(repeat),
+      "dropout": [float(d) for d in c.dropout], "fit": described,
+      "repeat": None if repeat is None else int(repeat),
       "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss,
       "score_name": fs.metadata.get("score_name", "score"),
       "higher_is_better": fs.metadata.get("higher_is_better", True),
       "input_scale": fs.info["identity"]["input_scale"],
       "kind": fs.info["identity"]["kind"]}, indent=1)
+
+
+def _fit_final(feature_sets, runs, y, index, c, out: pathlib.Path, workdir,
+               is_main: bool) -> dict:
+  """The scoring regressor: the primary feature set's regressor fit on ALL records
+  (every evaluation content) for the median best epoch of the repeated splits (no
+  data is left to choose an epoch), exported for `deepfl-iqa score`."""
+  label, fs = next(iter(feature_sets.items()))
+  run = next(r for r in runs if r["features"] == label and r["model"] == "regressor")
+  epochs = max(1, int(round(float(np.median([r["best_epoch"] for r in run["repeats"]])))))
+  feats = np.asarray(fs.features, np.float32)
+  fit = train_regressor(feats, y, feats, y, epochs=epochs, batch_size=int(c.batch_size),
+                        learning_rate=float(c.learning_rate), adam_eps=float(c.adam_eps),
+                        hidden=c.hidden, dropout=c.dropout, seed=int(c.seed0),
+                        keep_best=False)
+  contents = sorted(set(map(str, index["content"]))) if "content" in index else []
+  described = (f"final: all {len(y)} images" +
+               (f" ({len(contents)} contents)" if contents else "") +
+               f", {epochs} epochs (median best epoch over {len(run['repeats'])} splits)")
+  if is_main:
+    _save_regressor(out, fit, fs, workdir, c, None, described)
+  return {"features": label, "epochs": epochs, "num_records": int(len(y)),
+          "contents": contents, "fit": described, "train_mse": fit.train_loss[-1]}
 
 
 def load_regressor(workdir) -> tuple[dict, dict]:
@@ -492,6 +526,8 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
   reps = splits_lib.repeated_splits(index, kind, int(c.num_repeats), int(c.seed0),
                                     tuple(c.fractions))
   y = np.asarray(first.columns["score"], np.float64)
+  if c.export not in ("final", "repeat"):
+    raise ValueError(f"config.stage3.export: {c.export!r} is not 'final' or 'repeat'")
   if not 0 <= int(c.export_repeat) < len(reps):
     raise ValueError(f"config.stage3.export_repeat={c.export_repeat} is not a repeat "
                      f"index (0..{len(reps) - 1})")
@@ -501,6 +537,7 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
     out.mkdir(parents=True, exist_ok=True)
   models = ["regressor"] + (["ridge"] if c.ridge else [])
   total = len(feature_sets) * len(reps) * int(c.epochs)
+  final = None
   bar = Progress(total, desc="stage3 regressor", enabled=bool(c.progress) and is_main,
                  unit="epochs")
   epochs_done = [0]
@@ -536,8 +573,11 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
             best_epoch=fit.best_epoch, best_val_loss=fit.best_val_loss,
             val_loss=fit.val_loss, train_loss=fit.train_loss))
         scatter.setdefault("regressor", []).append((pred, y[te]))
-        if is_main and r == int(c.export_repeat) and label == next(iter(feature_sets)):
-          _save_regressor(out, fit, fs, workdir, c, r)
+        if (is_main and c.export == "repeat" and r == int(c.export_repeat)
+            and label == next(iter(feature_sets))):
+          _save_regressor(out, fit, fs, workdir, c, r,
+                          f"repeat {r}: trained on its {len(tr)} training images, "
+                          f"best validation epoch {fit.best_epoch}")
         if c.ridge:
           rp, alpha = ridge_probe(xtr, y[tr], xva, y[va], xte,
                                   tuple(c.ridge_alphas))
@@ -571,6 +611,8 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
                       points_label=(f"test images of all {nr} repeats (n={len(pred)})"
                                     if nr > 1 else f"test images (n={len(pred)})"),
                       curve_label=f"fitted {c.plcc_fit} (pooled)")
+    if c.export == "final":
+      final = _fit_final(feature_sets, runs, y, index, c, out, workdir, is_main)
   finally:
     bar.close()
   results = {
@@ -580,7 +622,7 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
       "plcc_fit_formula": FIT_FORMULAS[c.plcc_fit], "std": "sample (ddof=1)",
       "score_name": first.metadata.get("score_name", "score"),
       "label_note": first.metadata.get("label_note", ""),
-      "seconds": round(time.perf_counter() - t0, 3),
+      "seconds": round(time.perf_counter() - t0, 3), "final": final,
       "config": {k: (list(v) if isinstance(v, tuple) else v)
                  for k, v in c.to_dict().items()},
       "runs": runs}

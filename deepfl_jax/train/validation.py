@@ -106,14 +106,14 @@ def make_evaluate(model, mesh, val_batches: list[dict]):
 
 
 def validation_batches(source, indices, *, syn, num_batches: int, seed: int,
-                        equalizer) -> list[dict]:
+                        equalizer, transform=None) -> list[dict]:
   """Fixed validation batches (this process's rows) synthesised once from the held-out
   pristine images: the same images and labels at every evaluation, kept on the host
   as uint8 (the distorted images are on the 8-bit grid when `syn.quantize`)."""
   from deepfl_jax.data import synthesis  # pylint: disable=import-outside-toplevel
   out = []
   for b in synthesis.stream(source, indices, config=syn, seed=seed, equalizer=equalizer,
-                            num_steps=num_batches):
+                            num_steps=num_batches, transform=transform):
     img = np.asarray(b["image"])
     if syn.quantize:
       img = np.round(img * 255.0).astype(np.uint8)

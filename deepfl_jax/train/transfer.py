@@ -1,0 +1,182 @@
+"""Transfer check: the scoring model on contents that NO stage saw (issue 13).
+
+Stage 3's held-out SROCC is measured on contents the regressor did not see, but in the
+embedded demo those contents are still few and close to each other. Here photographs
+that no stage trains on (`data.pristine.independent_photos`: scikit-learn's sample
+photographs, the TID2013 references of ../shared, a user's own folders) are distorted
+by the engine with the 25 types x 5 levels of mini-KADID, labelled like mini-KADID
+(KADID-10k's DMOS per (type, level)), and scored exactly as `deepfl-iqa score` scores
+images: the Stage 2 backbone's MLSP features, then the exported scoring regressor.
+The same is done for every other Stage 2 feature set (e.g. "random"), with a regressor
+fit on all evaluation records for the same epoch count, for comparison.
+
+Outputs `<workdir>/stage3/transfer.json` and `transfer.md` (printed by the stage):
+per feature set, SROCC / PLCC / KROCC over all transfer images, the mean SROCC of the
+five levels within each (content, type) and Stage 3's held-out SROCC beside them.
+
+Config section `config.transfer`: sklearn (True: use scikit-learn's photos when it is
+installed), shared_dir (the ../shared folder; "" = none), folders (more photo folders),
+size (() = mini-KADID's size of config.stage2), compare (True: every feature set),
+batch_size (16).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from deepfl_jax.data import mini_kadid, pristine
+from deepfl_jax.metrics import correlation
+from deepfl_jax.train import stage2, stage3
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """`config.transfer` with its defaults (see the module docstring)."""
+  c = ml_collections.ConfigDict()
+  c.sklearn = True
+  c.shared_dir = str(pristine.SHARED_DIR)
+  c.folders = ()
+  c.size = ()
+  c.compare = True
+  c.batch_size = 16
+  return c
+
+
+def within_groups_srocc(pred, target, groups) -> float:
+  """Mean SROCC inside each group (e.g. the 5 levels of a (content, type)); groups
+  whose targets are all equal are skipped."""
+  pred, target, groups = np.asarray(pred), np.asarray(target), np.asarray(groups)
+  vals = []
+  for g in np.unique(groups):
+    m = groups == g
+    if m.sum() > 2 and np.ptp(target[m]) > 0:
+      v = correlation.srocc(pred[m], target[m])
+      if np.isfinite(v):
+        vals.append(v)
+  return float(np.mean(vals)) if vals else float("nan")
+
+
+def _held_out(results: dict, label: str) -> float:
+  for run in results.get("runs", []):
+    if run["features"] == label and run["model"] == "regressor":
+      return run["summary"]["srocc"]["mean"]
+  return float("nan")
+
+
+def markdown(res: dict) -> str:
+  """The printed table of `run_transfer`'s results."""
+  if not res["contents"]:
+    return f"Transfer check skipped: {res['note']}\n"
+  lines = [
+      f"Contents: Stage 1 trained on {res['stage1_contents']}; Stages 2/3 on "
+      f"{res['eval_contents']}; the transfer check uses {len(res['contents'])} "
+      f"contents no stage saw ({', '.join(res['contents'])}), {res['num_images']} "
+      f"images ({res['num_types']} types x {res['num_levels']} levels each).", "",
+      "| features | Stage 3 held-out contents SROCC (mean over splits) | unseen contents "
+      "SROCC (scoring model) | PLCC | KROCC | levels within a type SROCC |",
+      "|---|---|---|---|---|---|"]
+  for r in res["runs"]:
+    lines.append(f"| {r['features']} | {r['held_out_srocc']:.4f} | {r['srocc']:.4f} | "
+                 f"{r['plcc']:.4f} | {r['krocc']:.4f} | {r['within_type_srocc']:.4f} |")
+  lines += ["", f"Scoring model: {res['fit']}. {res['note']}"]
+  return "\n".join(lines) + "\n"
+
+
+def _stage1_contents(config) -> str:
+  s1 = config.get("stage1", None)
+  if s1 is None or "stage1" not in tuple(config.get("stages", ())):
+    return "(no Stage 1 in this run)"
+  if s1.source == "pristine":
+    p = s1.pristine
+    parts = []
+    if "grey_photos" in p.sources:
+      parts.append(f"{len(pristine.GREY_PHOTOS)} scikit-image grey photographs")
+    if "dead_leaves" in p.sources:
+      parts.append(f"{int(p.num_dead_leaves)} dead-leaves images")
+    return " + ".join(parts)
+  if s1.source == "embedded":
+    return f"mini-KADID's photographs {tuple(s1.photos)}"
+  return str(s1.source)
+
+
+def run_transfer(config, workdir) -> dict[str, Any]:
+  """Scores the transfer set with the run's scoring model (and the other feature
+  sets); writes stage3/transfer.json and transfer.md; returns the results."""
+  c = stage2._section(config, "transfer", default_config())  # pylint: disable=protected-access
+  s2 = stage2._stage2_section(config)  # pylint: disable=protected-access
+  images = pristine.independent_photos(sklearn=bool(c.sklearn),
+                                       shared_dir=c.shared_dir or None,
+                                       folders=tuple(c.folders))
+  out_dir = pathlib.Path(workdir) / stage3.STAGE_DIR
+  res: dict[str, Any] = {"contents": sorted(images), "runs": [],
+                         "stage1_contents": _stage1_contents(config)}
+  if not images:
+    res["note"] = ("no contents outside the training sets were found (install "
+                   "scikit-learn for its sample photographs, or set "
+                   "config.transfer.folders to a folder of your own photographs)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "transfer.json").write_text(json.dumps(res, indent=1))
+    return res
+  reg, meta = stage3.load_regressor(workdir)
+  primary, paths = stage2.feature_sets(workdir)
+  sets = {primary: paths[primary]}
+  if c.compare:
+    sets.update({k: v for k, v in paths.items() if k != primary})
+  first = stage2.load_feature_set(paths[primary])
+  eval_contents = sorted(set(map(str, first.columns.get("content", []))))
+  groups = {"transfer": list(images), "stage2/3": eval_contents}
+  if config.get("stage1", None) is not None and config.stage1.source == "pristine":
+    groups["stage1"] = [str(n) for n in pristine.stage1_source(
+        tuple(config.stage1.pristine.sources),
+        num_dead_leaves=int(config.stage1.pristine.num_dead_leaves),
+        seed=int(config.stage1.pristine.seed)).index["content"]]
+  pristine.check_disjoint(groups)
+  mk = s2.get("mini_kadid", None)
+  mk = mk.to_dict() if isinstance(mk, ml_collections.ConfigDict) else dict(mk or {})
+  size = tuple(c.size) or tuple(mk.get("size", mini_kadid.DEFAULT_SIZE))
+  data_dir = s2.data_dir or os.path.join(workdir, "data")
+  source = mini_kadid.load(data_dir, images=images, size=size,
+                           types=mk.get("types"), levels=mk.get("levels"))
+  y = np.asarray(source.index["score"], np.float64)
+  groups_ct = np.asarray([f"{a}|{b}" for a, b in zip(source.index["content"],
+                                                      source.index["dist_type"])])
+  s3 = stage3._section(config)  # pylint: disable=protected-access
+  results3 = json.loads((out_dir / "results.json").read_text())
+  final = results3.get("final") or {}
+  for label, path in sets.items():
+    fs_eval = stage2.load_feature_set(path)
+    model, variables = stage2.backbone_from_feature_set(fs_eval, workdir)
+    fs = stage2.cached_features(workdir, f"{label}_transfer", variables,
+                                fs_eval.info["weights"], source, model=model,
+                                kind=fs_eval.info["identity"]["kind"],
+                                input_scale=fs_eval.info["identity"]["input_scale"],
+                                batch_size=int(c.batch_size), progress=False)
+    if label == primary:
+      variables_r, hidden, dropout = reg, meta["hidden"], meta["dropout"]
+    else:  # the same final fit as the scoring model, on this feature set
+      ye = np.asarray(fs_eval.columns["score"], np.float64)
+      xe = np.asarray(fs_eval.features, np.float32)
+      fit = stage3.train_regressor(
+          xe, ye, xe, ye, epochs=int(final.get("epochs", s3.epochs)),
+          batch_size=int(s3.batch_size), learning_rate=float(s3.learning_rate),
+          adam_eps=float(s3.adam_eps), hidden=s3.hidden, dropout=s3.dropout,
+          seed=int(s3.seed0), keep_best=False)
+      variables_r, hidden, dropout = fit.variables, s3.hidden, s3.dropout
+    pred = stage3.predict(variables_r, np.asarray(fs.features), hidden=hidden,
+                          dropout=dropout)
+    stats = stage3.evaluate(pred, y, s3.plcc_fit)
+    res["runs"].append({"features": label, **stats,
+                        "within_type_srocc": within_groups_srocc(pred, y, groups_ct),
+                        "held_out_srocc": _held_out(results3, label)})
+  res.update(eval_contents=f"mini-KADID's {len(eval_contents)} photographs",
+             num_images=int(len(y)), num_types=len(set(source.index["dist_type"])),
+             num_levels=len(set(source.index["level"])), fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
+             note=mini_kadid.LABEL_NOTE + ".")
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (out_dir / "transfer.json").write_text(json.dumps(res, indent=1, default=float))
+  (out_dir / "transfer.md").write_text(markdown(res))
+  return res
