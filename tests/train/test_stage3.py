@@ -99,7 +99,8 @@ def test_run_stage3_writes_results(tmp_path):
   config = ml_collections.ConfigDict()
   config.stage3 = stage3.default_config()
   config.stage3.update(epochs=10, batch_size=32, learning_rate=LR, hidden=HIDDEN,
-                       num_repeats=3, ridge=True, progress=False, plcc_fit="logistic4")
+                       num_repeats=3, ridge=True, progress=False, plcc_fit="logistic4",
+                       export="repeat")
   res = stage3.run_stage3(config, str(tmp_path))
 
   out = tmp_path / stage3.STAGE_DIR
@@ -147,6 +148,51 @@ def test_run_stage3_writes_results(tmp_path):
   pred = stage3.predict(variables, x[test], hidden=model["hidden"])
   assert correlation.srocc(pred, y[test]) == pytest.approx(
       reg["repeats"][0]["srocc"], abs=1e-9)
+
+
+def _synthetic_workdir(tmp_path):
+  x, y, content = _linear_data()
+  meta = {"name": "synthetic", "score_name": "dmos", "split_kind": "content",
+          "higher_is_better": True}
+  sets = {"trained": _write_feature_set(tmp_path, "trained", x, y, content, meta)}
+  (tmp_path / stage2.STAGE_DIR / stage2.POINTER).write_text(
+      json.dumps({"primary": "trained", "sets": sets}))
+  return x, y, content
+
+
+def test_keep_last_returns_the_last_epoch():
+  x, y, _ = _linear_data()
+  fit = stage3.train_regressor(x[:240], y[:240], x[240:360], 6.0 - y[240:360],
+                               epochs=6, batch_size=32, learning_rate=LR,
+                               hidden=HIDDEN, seed=1, keep_best=False)
+  assert fit.best_epoch == 6 and fit.best_val_loss == pytest.approx(fit.val_loss[-1])
+  kept = np.mean((stage3.predict(fit.variables, x[240:360], hidden=HIDDEN)
+                  - (6.0 - y[240:360])) ** 2)
+  assert kept == pytest.approx(fit.val_loss[-1], rel=1e-4)
+
+
+def test_final_scoring_model_is_fit_on_all_contents(tmp_path):
+  # The default export: one regressor on every record for the median best epoch of
+  # the splits; model.json says so, and it fits the (training) data it saw.
+  x, y, content = _synthetic_workdir(tmp_path)
+  config = ml_collections.ConfigDict({"stage3": stage3.default_config()})
+  config.stage3.update(epochs=8, batch_size=32, learning_rate=LR, hidden=HIDDEN,
+                       num_repeats=3, progress=False)
+  res = stage3.run_stage3(config, str(tmp_path))
+  best = [r["best_epoch"] for r in res["runs"][0]["repeats"]]
+  final = res["final"]
+  assert final["epochs"] == int(round(float(np.median(best))))
+  assert final["num_records"] == len(y) and len(final["contents"]) == 40
+  variables, model = stage3.load_regressor(tmp_path)
+  assert model["repeat"] is None and model["fit"] == final["fit"]
+  assert model["fit"].startswith("final: all 600 images (40 contents)")
+  assert "Scoring model of `deepfl-iqa score`: final" in (
+      tmp_path / stage3.STAGE_DIR / "results.md").read_text()
+  pred = stage3.predict(variables, x, hidden=model["hidden"])
+  assert correlation.srocc(pred, y) > 0.9
+  config.stage3.export = "best"
+  with pytest.raises(ValueError, match="config.stage3.export"):
+    stage3.run_stage3(config, str(tmp_path))
 
 
 def test_stage3_errors(tmp_path):
