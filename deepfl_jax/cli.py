@@ -3,12 +3,13 @@
     deepfl-iqa score IMAGE_OR_FOLDER --workdir=DIR [--batch-size=8] [--resize] [-v]
 
 prints CSV `path,score` (a header, then one line per image, in path order): the
-quality predicted by the run's Stage 3 regressor (`<workdir>/stage3/model.json`, the
-regressor of its export repeat) on MLSP features of the backbone Stage 2 used (reloaded
-from its recorded source and checked against the recorded weight digest). The score is
-on the scale of the database the regressor was trained on (e.g. KADID-10k or the demo's
-mini-KADID: DMOS 1..5, higher = better; LIVE and CSIQ DMOS: lower = better); stderr
-names that scale, its direction and range.
+quality predicted by the run's scoring regressor (`<workdir>/stage3/model.json`; its
+"fit" says which: by default one fit on all evaluation contents for the epoch count the
+splits chose, `config.stage3.export`) on MLSP features of the backbone Stage 2 used
+(reloaded from its recorded source and checked against the recorded weight digest).
+The score is on the scale of the database the regressor was trained on (e.g. KADID-10k
+or the demo's mini-KADID: DMOS 1..5, higher = better; LIVE and CSIQ DMOS: lower =
+better); stderr names that scale, its direction and range.
 
 Images are scored at native resolution, like the database the regressor was trained
 on. Scores depend on the size (a photograph scored at two sizes can get very

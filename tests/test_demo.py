@@ -1,13 +1,15 @@
-"""The demo config end to end (Stages 1 -> 2 -> 3 on the embedded mini-KADID), reduced
-in steps and distortion types so it fits the CI budget, run as the README runs it.
+"""The demo config end to end (Stages 1 -> 2 -> 3 -> transfer), reduced in steps and
+distortion types so it fits the CI budget, run as the README runs it.
 
-Asserts that every stage runs from the README's command and leaves its outputs, and
-that learning happens: the Stage 1 MSE falls well below that of predicting the mean
-(1/12 for the equalised, roughly uniform targets), and Stage 3 on held-out contents
-ranks mini-KADID's human DMOS well above chance with the Stage 1 features, and better
-than with the same backbone's random weights. On this machine the reduced run gives
-Stage 1 MSE 0.067 -> 0.030 and ridge SROCC 0.29 (Stage 1) vs 0.04 (random) over five
-content splits (experiments/RESULTS.md).
+The paper's protocol: Stage 1 trains on grey photographs and dead-leaves images only,
+so mini-KADID's eight colour photographs, on which Stage 3 is evaluated, are contents
+Stage 1 never saw. Asserts that every stage runs from the README's command and leaves
+its outputs, that the Stage 1 MSE falls well below that of predicting the mean (1/12 for
+the equalised, roughly uniform targets), that on those unseen contents the Stage 1
+features rank mini-KADID's human DMOS better than the same backbone's random weights,
+that the scoring model is the final fit on all evaluation contents, and that the
+transfer stage scores contents no stage saw (the TID2013 references of ../shared, when
+present). Measured numbers: experiments/RESULTS.md.
 """
 import json
 import pathlib
@@ -21,15 +23,15 @@ TYPES = "(1,3,10,11,19,21)"  # blur, motion blur, JPEG, noise, jitter, pixelate
 STEPS = 150
 
 
-def test_demo_runs_all_stages_and_learns(tmp_path):
+def test_demo_runs_all_stages_and_transfers(tmp_path):
   workdir = tmp_path / "demo"
   cmd = [sys.executable, "-m", "deepfl_jax.main", "--config=configs/demo.py",
          f"--workdir={workdir}", f"--config.train.num_steps={STEPS}",
          f"--config.train.checkpoint_every={STEPS // 2}",
          "--config.stage1.calibration_steps=3", f"--config.stage1.types={TYPES}",
          "--config.stage3.num_repeats=5", "--config.stage3.epochs=40",
-         "--config.stage2.batch_size=20"]
-  # mini-KADID restricted to the same types (a dict-valued config key).
+         "--config.stage2.batch_size=20", "--config.transfer.sklearn=False"]
+  # mini-KADID (and the transfer set) restricted to the same types.
   cmd.append(f"--config.stage2.mini_kadid={{'size': (192, 256), 'types': {TYPES}}}")
   out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
   assert out.returncode == 0, out.stderr[-4000:]
@@ -39,13 +41,9 @@ def test_demo_runs_all_stages_and_learns(tmp_path):
             .splitlines()]
   losses = [r["loss"] for r in logged if "loss" in r]
   assert len(losses) >= 10 and np.all(np.isfinite(losses))
-  # The zero-initialised output starts at the mean of the equalised targets (0.5), so
-  # the first loss is about the targets' variance (1/12 for uniform labels); learning
-  # must take it well below that, not just shrink an initial output scale.
   assert 0.03 < losses[0] < 0.15, losses
   first, last = np.mean(losses[:3]), np.mean(losses[-3:])
-  assert last < 0.7 * first and last < 0.6 / 12, losses
-  assert (workdir / "stage1" / "equalizer.json").exists()
+  assert last < 0.8 * first and last < 0.7 / 12, losses
   assert sorted(int(p.name) for p in (workdir / "stage1" / "checkpoints").iterdir()
                 if p.name.isdigit()) == [STEPS // 2, STEPS]
 
@@ -55,8 +53,21 @@ def test_demo_runs_all_stages_and_learns(tmp_path):
   assert set(srocc) == {(f, m) for f in ("stage1", "random")
                         for m in ("regressor", "ridge")}
   assert all(np.isfinite(v) for v in srocc.values()), srocc
-  # Held-out contents, mean over five splits of about 60 test images each: under the
-  # null a split's SROCC has a std of about 0.13, so a mean of 0.15 is > 2.5 sigma.
-  assert srocc["stage1", "ridge"] > 0.15, srocc
+  # Contents Stage 1 never saw, mean over five splits of about 60 test images each:
+  # under the null a split's SROCC has a std of about 0.13.
   assert srocc["stage1", "ridge"] > srocc["random", "ridge"] + 0.1, srocc
-  assert (workdir / "stage3" / "scatter_stage1_regressor.png").stat().st_size > 1000
+  assert srocc["stage1", "ridge"] > 0.2, srocc
+
+  _, meta = json.loads((workdir / "stage3" / "model.json").read_text()), None
+  model = json.loads((workdir / "stage3" / "model.json").read_text())
+  assert model["repeat"] is None and model["fit"].startswith("final: all 240 images "
+                                                             "(8 contents)")
+  transfer = json.loads((workdir / "stage3" / "transfer.json").read_text())
+  if transfer["contents"]:  # ../shared's TID2013 references (developers and CI)
+    assert "| features | Stage 3 held-out contents SROCC" in out.stdout
+    by = {r["features"]: r for r in transfer["runs"]}
+    assert set(by) == {"stage1", "random"}
+    assert all(np.isfinite(r["srocc"]) for r in by.values()), by
+    assert by["stage1"]["held_out_srocc"] == srocc["stage1", "regressor"]
+  else:
+    assert "Transfer check skipped" in out.stdout
