@@ -56,18 +56,17 @@ def test_demo_runs_all_stages_and_transfers(tmp_path):
   # Contents Stage 1 never saw, mean over five splits of about 60 test images each:
   # under the null a split's SROCC has a std of about 0.13.
   assert srocc["stage1", "ridge"] > srocc["random", "ridge"] + 0.1, srocc
-  assert srocc["stage1", "ridge"] > 0.2, srocc
+  assert srocc["stage1", "ridge"] > 0.15, srocc
 
-  _, meta = json.loads((workdir / "stage3" / "model.json").read_text()), None
   model = json.loads((workdir / "stage3" / "model.json").read_text())
   assert model["repeat"] is None and model["fit"].startswith("final: all 240 images "
                                                              "(8 contents)")
   transfer = json.loads((workdir / "stage3" / "transfer.json").read_text())
   if transfer["contents"]:  # ../shared's TID2013 references (developers and CI)
     assert "| features | Stage 3 held-out contents SROCC" in out.stdout
-    by = {r["features"]: r for r in transfer["runs"]}
-    assert set(by) == {"stage1", "random"}
+    by = {(r["features"], r["model"]): r for r in transfer["runs"]}
+    assert set(by) == set(srocc)
     assert all(np.isfinite(r["srocc"]) for r in by.values()), by
-    assert by["stage1"]["held_out_srocc"] == srocc["stage1", "regressor"]
+    assert by["stage1", "regressor"]["held_out_srocc"] == srocc["stage1", "regressor"]
   else:
     assert "Transfer check skipped" in out.stdout

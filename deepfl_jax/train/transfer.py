@@ -11,7 +11,8 @@ The same is done for every other Stage 2 feature set (e.g. "random"), with a reg
 fit on all evaluation records for the same epoch count, for comparison.
 
 Outputs `<workdir>/stage3/transfer.json` and `transfer.md` (printed by the stage):
-per feature set, SROCC / PLCC / KROCC over all transfer images, the mean SROCC of the
+per feature set and model (the regressor; the ridge probe refit on all evaluation
+records when Stage 3 ran it), SROCC / PLCC / KROCC over all transfer images, the mean SROCC of the
 five levels within each (content, type) and Stage 3's held-out SROCC beside them.
 
 Config section `config.transfer`: sklearn (True: use scikit-learn's photos when it is
@@ -60,11 +61,22 @@ def within_groups_srocc(pred, target, groups) -> float:
   return float(np.mean(vals)) if vals else float("nan")
 
 
-def _held_out(results: dict, label: str) -> float:
+def _held_out(results: dict, label: str, model: str = "regressor") -> float:
   for run in results.get("runs", []):
-    if run["features"] == label and run["model"] == "regressor":
+    if run["features"] == label and run["model"] == model:
       return run["summary"]["srocc"]["mean"]
   return float("nan")
+
+
+def _ridge_alpha(results: dict, label: str) -> float | None:
+  """The ridge penalty Stage 3's splits chose most often for `label` (None: no
+  probe was run)."""
+  for run in results.get("runs", []):
+    if run["features"] == label and run["model"] == "ridge":
+      alphas = [r["alpha"] for r in run["repeats"]]
+      vals, counts = np.unique(alphas, return_counts=True)
+      return float(vals[np.argmax(counts)])
+  return None
 
 
 def markdown(res: dict) -> str:
@@ -76,20 +88,23 @@ def markdown(res: dict) -> str:
       f"{res['eval_contents']}; the transfer check uses {len(res['contents'])} "
       f"contents no stage saw ({', '.join(res['contents'])}), {res['num_images']} "
       f"images ({res['num_types']} types x {res['num_levels']} levels each).", "",
-      "| features | Stage 3 held-out contents SROCC (mean over splits) | unseen contents "
-      "SROCC (scoring model) | PLCC | KROCC | levels within a type SROCC |",
-      "|---|---|---|---|---|---|"]
+      "| features | model | Stage 3 held-out contents SROCC (mean over splits) | "
+      "unseen contents SROCC (fit on all evaluation contents) | PLCC | KROCC | levels "
+      "within a type SROCC |", "|---|---|---|---|---|---|---|"]
   for r in res["runs"]:
-    lines.append(f"| {r['features']} | {r['held_out_srocc']:.4f} | {r['srocc']:.4f} | "
-                 f"{r['plcc']:.4f} | {r['krocc']:.4f} | {r['within_type_srocc']:.4f} |")
-  lines += ["", f"Scoring model: {res['fit']}. {res['note']}"]
+    lines.append(f"| {r['features']} | {r['model']} | {r['held_out_srocc']:.4f} | "
+                 f"{r['srocc']:.4f} | {r['plcc']:.4f} | {r['krocc']:.4f} | "
+                 f"{r['within_type_srocc']:.4f} |")
+  lines += ["", f"The scoring model of `deepfl-iqa score` is the {res['features']} "
+            f"regressor ({res['fit']}); ridge: the probe refit on all evaluation "
+            f"contents with the penalty its splits chose. {res['note']}"]
   return "\n".join(lines) + "\n"
 
 
 def _stage1_contents(config) -> str:
   s1 = config.get("stage1", None)
-  if s1 is None or "stage1" not in tuple(config.get("stages", ())):
-    return "(no Stage 1 in this run)"
+  if s1 is None:
+    return "(no Stage 1 section in the config)"
   if s1.source == "pristine":
     p = s1.pristine
     parts = []
@@ -166,15 +181,22 @@ def run_transfer(config, workdir) -> dict[str, Any]:
           adam_eps=float(s3.adam_eps), hidden=s3.hidden, dropout=s3.dropout,
           seed=int(s3.seed0), keep_best=False)
       variables_r, hidden, dropout = fit.variables, s3.hidden, s3.dropout
-    pred = stage3.predict(variables_r, np.asarray(fs.features), hidden=hidden,
-                          dropout=dropout)
-    stats = stage3.evaluate(pred, y, s3.plcc_fit)
-    res["runs"].append({"features": label, **stats,
-                        "within_type_srocc": within_groups_srocc(pred, y, groups_ct),
-                        "held_out_srocc": _held_out(results3, label)})
+    preds = {"regressor": stage3.predict(variables_r, np.asarray(fs.features),
+                                         hidden=hidden, dropout=dropout)}
+    alpha = _ridge_alpha(results3, label)
+    if alpha is not None:  # the probe on all evaluation records, Stage 3's penalty
+      xe = np.asarray(fs_eval.features, np.float32)
+      ye = np.asarray(fs_eval.columns["score"], np.float64)
+      preds["ridge"], _ = stage3.ridge_probe(xe, ye, xe, ye, np.asarray(fs.features),
+                                             (alpha,))
+    for m, pred in preds.items():
+      res["runs"].append({"features": label, "model": m,
+                          **stage3.evaluate(pred, y, s3.plcc_fit),
+                          "within_type_srocc": within_groups_srocc(pred, y, groups_ct),
+                          "held_out_srocc": _held_out(results3, label, m)})
   res.update(eval_contents=f"mini-KADID's {len(eval_contents)} photographs",
              num_images=int(len(y)), num_types=len(set(source.index["dist_type"])),
-             num_levels=len(set(source.index["level"])), fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
+             num_levels=len(set(source.index["level"])), features=primary, fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
              note=mini_kadid.LABEL_NOTE + ".")
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / "transfer.json").write_text(json.dumps(res, indent=1, default=float))
