@@ -139,10 +139,13 @@ def _pristine_source(c):
 def _crop_transform(c):
   """config.stage1.augment -> the crop transform of the synthesis stream (None: the
   default uniformly placed crop)."""
+  from deepfl_jax.data import pristine
   a = c.get("augment", None)
   if a is None or not a.get("enabled", False):
+    if c.source == "pristine":  # native scale; enlarged where smaller than the crop
+      return pristine.augment_transform(tuple(c.crop_size), min_scale=1.0,
+                                        max_scale=1.0, flip=False)
     return None
-  from deepfl_jax.data import pristine
   return pristine.augment_transform(tuple(c.crop_size), min_scale=float(a.min_scale),
                                     max_scale=float(a.max_scale), flip=bool(a.flip))
 
