@@ -173,3 +173,23 @@ def test_masked_loss_over_devices_equals_the_global_masked_mean(tmp_path):
   np.testing.assert_allclose(r["per_task"][:2], [want0, want1], rtol=1e-5)
   assert r["per_task"][2] == 0.0 and r["n_bad"] == [0, 3, 8]
   np.testing.assert_allclose(r["loss"], (want0 + want1) / 2, rtol=1e-5)
+
+
+def test_pristine_source_and_crops_follow_config():
+  # The demo's Stage 1 source: grey photographs + dead leaves; crops of the crop size
+  # from every record (the small grey photographs are enlarged), plain or augmented.
+  from configs import common  # pylint: disable=import-outside-toplevel
+  c = common.stage1_config()
+  c.update(source="pristine", crop_size=(192, 256))
+  c.pristine.num_dead_leaves = 2
+  src = stage1._pristine_source(c)  # pylint: disable=protected-access
+  assert len(src) == 12 and "text" in list(src.index["content"])
+  rng = np.random.default_rng(0)
+  for enabled in (False, True):
+    c.augment.enabled = enabled
+    tf = stage1._crop_transform(c)  # pylint: disable=protected-access
+    crops = [tf(src.records[i], rng)["image"] for i in range(len(src))]
+    assert all(x.shape == (192, 256, 3) and x.dtype == np.uint8 for x in crops)
+  c.source = "embedded"
+  c.augment.enabled = False
+  assert stage1._crop_transform(c) is None  # pylint: disable=protected-access
