@@ -196,7 +196,8 @@ def run_transfer(config, workdir) -> dict[str, Any]:
                           "held_out_srocc": _held_out(results3, label, m)})
   res.update(eval_contents=f"mini-KADID's {len(eval_contents)} photographs",
              num_images=int(len(y)), num_types=len(set(source.index["dist_type"])),
-             num_levels=len(set(source.index["level"])), features=primary, fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
+             num_levels=len(set(source.index["level"])), features=primary,
+             fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
              note=mini_kadid.LABEL_NOTE + ".")
   out_dir.mkdir(parents=True, exist_ok=True)
   (out_dir / "transfer.json").write_text(json.dumps(res, indent=1, default=float))
