@@ -28,7 +28,9 @@ setup(
         "h5py",            # Keras .h5 / .hdf5 weights (ImageNet, the released model)
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "pypng", "keras>=3"],
+        # scikit-learn: its two sample photographs are the demo's transfer check
+        # (contents no stage trains on) for users without ../shared.
+        "test": ["pytest", "pytest-xdist", "pypng", "keras>=3", "scikit-learn"],
         # Peers for side-by-side benchmarks (experiments/); torch CPU: torch==2.13.0.
         "peers": ["piq", "torch"],
     },
