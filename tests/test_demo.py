@@ -63,7 +63,7 @@ def test_demo_runs_all_stages_and_transfers(tmp_path):
                                                              "(8 contents)")
   transfer = json.loads((workdir / "stage3" / "transfer.json").read_text())
   if transfer["contents"]:  # ../shared's TID2013 references (developers and CI)
-    assert "| features | Stage 3 held-out contents SROCC" in out.stdout
+    assert "| features | model | Stage 3 held-out contents SROCC" in out.stdout
     by = {(r["features"], r["model"]): r for r in transfer["runs"]}
     assert set(by) == set(srocc)
     assert all(np.isfinite(r["srocc"]) for r in by.values()), by
