@@ -30,6 +30,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from deepfl_jax import atomic
 from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.metrics import correlation
 from deepfl_jax.train import stage2, stage3
@@ -134,7 +135,8 @@ def run_transfer(config, workdir) -> dict[str, Any]:
                    "scikit-learn for its sample photographs, or set "
                    "config.transfer.folders to a folder of your own photographs)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "transfer.json").write_text(json.dumps(res, indent=1))
+    if atomic.is_writer():
+      atomic.write_json(out_dir / "transfer.json", res, indent=1)
     return res
   reg, meta = stage3.load_regressor(workdir)
   primary, paths = stage2.feature_sets(workdir)
@@ -200,6 +202,7 @@ def run_transfer(config, workdir) -> dict[str, Any]:
              fit=meta.get("fit", f"repeat {meta.get('repeat')}"),
              note=mini_kadid.LABEL_NOTE + ".")
   out_dir.mkdir(parents=True, exist_ok=True)
-  (out_dir / "transfer.json").write_text(json.dumps(res, indent=1, default=float))
-  (out_dir / "transfer.md").write_text(markdown(res))
+  if atomic.is_writer():
+    atomic.write_json(out_dir / "transfer.json", res, indent=1, default=float)
+    atomic.write_text(out_dir / "transfer.md", markdown(res))
   return res
