@@ -126,7 +126,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "input_scale": _one_of("unit", "keras"), "head_hidden": _ints_at_least(1),
           "head_dropout": _rates},
       "stage1": {
-          "source": _one_of("embedded", "kadis700k"),
+          "source": _one_of("embedded", "pristine", "kadis700k"),
           "assignment": _one_of("uniform", "kadis"), "group_size": _int_at_least(1),
           "calibration_steps": _int_at_least(1),
           "equalizer": _one_of(*histeq.EQUALIZER_SOURCES),
@@ -160,6 +160,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "num_repeats": _int_at_least(1), "seed0": _int_at_least(0),
           "split_kind": _one_of("", "content", "official", "random"),
           "plcc_fit": _one_of(*stage3.FIT_FORMULAS),
+          "export": _one_of("final", "repeat"),
           "export_repeat": _int_at_least(0), "ridge_alphas": lambda v: (
               None if isinstance(v, (tuple, list)) and v and all(_is_num(a) and a > 0
                                                                  for a in v)
