@@ -20,6 +20,11 @@ def get_config():
   config = demo.get_config()
   config.name = "compare_pretext"
   config.stages = ("compare_pretext",)
+  # Stage 1 on mini-KADID's photographs as measured (demo's "pristine" source of issue 13
+  # needs the pretext crops to take Stage 1's augmenting transform first).
+  config.stage1.source = "embedded"
+  config.stage1.image_size = (192, 256)
+  config.stage1.augment.enabled = False
   config.compare = {"tasks": (), "finetune": True}   # () = all four tasks
   config.train.num_steps = 200
   config.train.batch_size = 12         # 12 crops / 2 groups of 6 / 3 contents x 2 x 2
