@@ -126,7 +126,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "input_scale": _one_of("unit", "keras"), "head_hidden": _ints_at_least(1),
           "head_dropout": _rates},
       "stage1": {
-          "source": _one_of("embedded", "pristine", "kadis700k"),
+          "source": _one_of("embedded", "pristine", "kadis700k", "kadis700k_generated"),
           "assignment": _one_of("uniform", "kadis"), "group_size": _int_at_least(1),
           "calibration_steps": _int_at_least(1),
           "equalizer": _one_of(*histeq.EQUALIZER_SOURCES),
@@ -149,6 +149,9 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "degradations_per_content": _int_at_least(1), "max_ops": _int_at_least(1),
           "skip_prob": _num_in(0, 1, hi_open=True), "second_order_prob": _num_in(0, 1),
           "ops": _type_ids(NUM_TYPES)},
+      "generate": {
+          "seed": _int_at_least(0), "shard_size": _int_at_least(1),
+          "types": _type_ids(NUM_TYPES)},
       "stage2": {
           "kind": _one_of("narrow", "wide"), "batch_size": _int_at_least(1),
           "compute_dtype": _one_of("float32", "bfloat16"),
@@ -173,7 +176,8 @@ _ALL = ("stage1", "compare_pretext")  # compare_pretext runs Stages 1-3 and fine
 _READ_BY = {"train": _ALL, "optim": _ALL, "stage1": _ALL,
             "model": _ALL + ("stage2", "finetune"),
             "stage2": ("stage2", "finetune", "compare_pretext"),
-            "stage3": ("stage3", "finetune", "compare_pretext")}
+            "stage3": ("stage3", "finetune", "compare_pretext"),
+            "generate": ("generate",)}
 
 
 def _fmt(v) -> str:

@@ -14,6 +14,12 @@ def fr_metrics(config, workdir):
   return fr_metrics_demo.run(config, workdir)
 
 
+def generate(config, workdir):
+  """KADIS-700k generation: distorted images + 11 raw FR scores as a TFDS dataset."""
+  from deepfl_jax.data import generation
+  return generation.run_generate(config, workdir)
+
+
 def stage1(config, workdir):
   """Weak supervision: IRv2 + multi-task head on 11 equalised FR proxies."""
   from deepfl_jax.train import stage1 as s1
@@ -69,5 +75,5 @@ def transfer(config, workdir):
 
 
 STAGES = {"fr_metrics": fr_metrics, "compare_labels": compare_labels,
-          "stage1": stage1, "stage2": stage2, "stage3": stage3, "finetune": finetune,
-          "compare_pretext": compare_pretext, "transfer": transfer}
+          "generate": generate, "stage1": stage1, "stage2": stage2, "stage3": stage3,
+          "finetune": finetune, "compare_pretext": compare_pretext, "transfer": transfer}

@@ -11,6 +11,11 @@ out = mapmm(fn(mapmm(image), param, key)) for one image (H, W, 3) or a batch
 - Keys: a single key is split into N per-image keys (`jax.random.split(key, N)`); image
   i of a batch then equals `distort(image[i], t[i], l[i], keys[i])`. A batch of N keys
   may also be given. A single image uses its key as is.
+- `distort_runs`: the form for compiled streams (Stage-1 synthesis, generation): no
+  input checks (they would read the device), a scalar `lax.switch` per run of images
+  sharing a type inside a `lax.map`, so a mixed batch runs only its own types, and
+  type 22's Otsu search on the device (float64 enabled locally: MATLAB's thresholds;
+  `host_otsu=True` runs the NumPy search through a host callback instead).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import numpy as np
 from deepfl_jax.distortions._common import mapmm
 from deepfl_jax.distortions.registry import (DISTORTIONS, LEVEL_TABLE, NUM_LEVELS,
                                              NUM_TYPES)
+from deepfl_jax.distortions.spatial import quantization
 
 Strategy = Literal["auto", "switch", "group"]
 
@@ -32,19 +38,26 @@ def _is_concrete(x) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
-def _branch(type_id: int, height: int, width: int):
+_OTSU_TYPE = 22
+
+
+def _branch(type_id: int, height: int, width: int, host_otsu: bool = True):
   d = DISTORTIONS[type_id]
   if min(height, width) < d.min_size:
     # Never selected for valid concrete input (checked on the host); inside a user's
     # jit an impossible selection yields NaN rather than a silent pass-through.
     return lambda img, p, k: jnp.full_like(img, jnp.nan)
-  return lambda img, p, k: d.fn(img, p.astype(img.dtype), k)
+  fn = d.fn
+  if type_id == _OTSU_TYPE and not host_otsu:
+    fn = functools.partial(quantization, host=False)
+  return lambda img, p, k: fn(img, p.astype(img.dtype), k)
 
 
-def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tuple):
+def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tuple,
+         host_otsu: bool = True):
   x = mapmm(image)
   if type_id is not None:
-    y = _branch(type_id, *image.shape[:2])(x, param, key)
+    y = _branch(type_id, *image.shape[:2], host_otsu)(x, param, key)
   else:
     # Position of each type id among the compiled branches; ids outside them select
     # an extra NaN branch.
@@ -178,9 +191,7 @@ def distort(image, dist_type, level, key, *, strategy: Strategy = "auto",
     bad = lv[(lv < 1) | (lv > NUM_LEVELS) | (lv != np.round(lv))]
     if bad.size:
       raise ValueError(f"unknown level {bad[0]}: levels are 1..{NUM_LEVELS}")
-  table = jnp.asarray(LEVEL_TABLE, x.dtype)
-  params = table[jnp.clip(jnp.asarray(types, jnp.int32) - 1, 0, NUM_TYPES - 1),
-                 jnp.clip(jnp.asarray(levels, jnp.int32) - 1, 0, NUM_LEVELS - 1)]
+  params = _level_params(types, levels, x.dtype)
   out = _dispatch(x, types, params, _prepare_keys(key, n, batched), strategy, branches)
   return out if batched else out[0]
 
@@ -199,3 +210,61 @@ def distort_param(image, dist_type, param, key, *, strategy: Strategy = "auto",
     raise ValueError("param must be finite")
   out = _dispatch(x, types, params, _prepare_keys(key, n, batched), strategy, branches)
   return out if batched else out[0]
+
+
+def _level_params(types, levels, dtype):
+  table = jnp.asarray(LEVEL_TABLE, dtype)
+  return table[jnp.clip(jnp.asarray(types, jnp.int32) - 1, 0, NUM_TYPES - 1),
+               jnp.clip(jnp.asarray(levels, jnp.int32) - 1, 0, NUM_LEVELS - 1)]
+
+
+def distort_runs(images, dist_type, level, keys, *, run: int = 1, branches=None,
+                 host_otsu: bool = False, unroll: bool = False) -> jnp.ndarray:
+  """`distort` for compiled streams: traceable, no input checks, no host round trip.
+
+  images (N, H, W, 3) float in [0, 1]; dist_type, level (N,) int; keys (N,) PRNG keys.
+  The batch is cut into N / run runs of `run` consecutive images that share a type
+  (the type of a run's first image is used for all of it); a `lax.map` over the runs
+  selects each run's type with a scalar `lax.switch` (only that branch executes) and
+  vmaps it over the run. A batch of mixed types thus costs the sum of its types,
+  not all branches (`lax.switch` under `vmap` would evaluate every branch).
+
+  branches: the type ids compiled in (static; default all 25); a run's type outside
+    them gives NaN. host_otsu: type 22's threshold search on the host (a callback,
+    as `distort`) instead of the device search (`otsu.py`; both float64, exact).
+  unroll: a Python loop over the runs instead of `lax.map` (XLA's cost analysis
+    counts a loop body once, an unrolled program per run).
+
+  Returns (N, H, W, 3): image i equals `distort(images[i], dist_type[i], level[i],
+  keys[i])` (to float32 rounding where XLA fuses differently).
+  """
+  n, h, w = images.shape[:3]
+  if run < 1 or n % run:
+    raise ValueError(f"run={run} must divide the batch of {n} images")
+  branch_ids = _branch_ids(branches)
+  for i in branch_ids:
+    if min(h, w) < DISTORTIONS[i].min_size:
+      raise ValueError(f"image {h}x{w} is too small for type {i} "
+                       f"({DISTORTIONS[i].name}): height and width must be at least "
+                       f"{DISTORTIONS[i].min_size}")
+  # Every image of a run takes the run's type (its first image's), level table too.
+  types = jnp.repeat(jnp.asarray(dist_type, jnp.int32)[::run], run)
+  params = _level_params(types, level, images.dtype)
+  lookup = np.full(NUM_TYPES + 2, len(branch_ids), np.int32)
+  lookup[list(branch_ids)] = np.arange(len(branch_ids))
+  fns = [jax.vmap(functools.partial(_one, type_id=i, branch_ids=(),
+                                    host_otsu=host_otsu)) for i in branch_ids]
+  fns.append(lambda x, t, p, k: jnp.full_like(x, jnp.nan))
+
+  def one_run(args):
+    x, t, p, k = args
+    pos = jnp.asarray(lookup)[jnp.clip(t[0], 0, NUM_TYPES + 1)]
+    return jax.lax.switch(pos, fns, x, t, p, k)
+
+  xs = tuple(a.reshape((n // run, run) + a.shape[1:])
+             for a in (images, types, params, keys))
+  if unroll:
+    out = jnp.stack([one_run(tuple(a[r] for a in xs)) for r in range(n // run)])
+  else:
+    out = jax.lax.map(one_run, xs)
+  return out.reshape(images.shape)

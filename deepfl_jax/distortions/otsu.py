@@ -7,9 +7,13 @@ divisions, float64, stable sorts. Two implementations give the same thresholds:
 
 - `host=True` (default): the search runs in NumPy float64 through `jax.pure_callback`
   (jit/vmap-able; one host round trip per image; exact whatever JAX's precision).
-- `host=False`: pure JAX (`lax.while_loop`), exact when float64 is enabled
-  (`jax.enable_x64`); in float32 it is a faithful Otsu search but may end at other
-  thresholds than MATLAB (the objective's ties and near-ties round differently).
+- `host=False`: pure JAX (`lax.while_loop`) in the device program. By default the
+  search (256-bin histogram, at most 200 N steps: negligible work) runs in float64,
+  enabled locally with `jax.enable_x64` whatever the global setting, and gives
+  MATLAB's thresholds. `search_dtype=jnp.float32` (for backends without float64,
+  e.g. TPU) is a faithful Otsu search but often ends at other thresholds than MATLAB
+  (the objective's ties and near-ties round differently; experiments/bench_otsu.py
+  measures it).
 
 Both take the 256-bin histogram of round(255 (A - min) / (max - min)) (`im2uint8` of
 the min-max-scaled data) over ALL elements, start from linspace(0, 255, N + 2)(2:end-1)
@@ -267,15 +271,19 @@ def _jax_thresholds(counts, n, max_thresholds, dtype):
 
 
 def multithresh(values: jnp.ndarray, n, *, max_thresholds: int = 20,
-                host: bool = True) -> jnp.ndarray:
+                host: bool = True, search_dtype=jnp.float64) -> jnp.ndarray:
   """MATLAB `multithresh(A, n)` over all elements of `values`, 3 <= n <= max_thresholds
   (n may be traced). Returns (max_thresholds,) thresholds on A's scale (entries >= n
-  are +inf)."""
+  are +inf). `search_dtype`: precision of the device search (`host=False`)."""
   n = jnp.asarray(n, jnp.int32)
   counts = histogram_counts(values)
   if host:
     t = _host_thresholds(counts, n, max_thresholds).astype(values.dtype)
+  elif jnp.dtype(search_dtype) == jnp.float64:
+    with jax.enable_x64(True):   # thresholds are integers 0..255: exact in float32
+      t = _jax_thresholds(counts, n, max_thresholds, jnp.float64)
+    t = t.astype(values.dtype)
   else:
-    t = _jax_thresholds(counts, n, max_thresholds, values.dtype)
+    t = _jax_thresholds(counts, n, max_thresholds, search_dtype).astype(values.dtype)
   lo, hi = jnp.min(values), jnp.max(values)
   return lo + t / 255 * (hi - lo)

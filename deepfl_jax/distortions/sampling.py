@@ -77,14 +77,15 @@ def sample_type_level(key, n: int, types: Sequence[int] | None = None,
     (types (n,) int32 in 1..25, levels (n,) int32 in 1..5), independent and uniform
     over the allowed sets.
   """
-  ts = jnp.asarray(np.arange(1, NUM_TYPES + 1) if types is None else types, jnp.int32)
-  ls = jnp.asarray(np.arange(1, NUM_LEVELS + 1) if levels is None else levels, jnp.int32)
+  # The allowed sets are checked in NumPy: no device read, also inside a jit.
+  ts = np.asarray(np.arange(1, NUM_TYPES + 1) if types is None else types, np.int32)
+  ls = np.asarray(np.arange(1, NUM_LEVELS + 1) if levels is None else levels, np.int32)
   if ts.size == 0 or ls.size == 0:
     raise ValueError("types and levels must not be empty")
-  if types is not None and (int(ts.min()) < 1 or int(ts.max()) > NUM_TYPES):
+  if ts.min() < 1 or ts.max() > NUM_TYPES:
     raise ValueError(f"types must be ids 1..{NUM_TYPES}")
-  if levels is not None and (int(ls.min()) < 1 or int(ls.max()) > NUM_LEVELS):
+  if ls.min() < 1 or ls.max() > NUM_LEVELS:
     raise ValueError(f"levels must be 1..{NUM_LEVELS}")
   kt, kl = jax.random.split(key)
-  return (ts[jax.random.randint(kt, (n,), 0, ts.size)],
-          ls[jax.random.randint(kl, (n,), 0, ls.size)])
+  return (jnp.asarray(ts)[jax.random.randint(kt, (n,), 0, ts.size)],
+          jnp.asarray(ls)[jax.random.randint(kl, (n,), 0, ls.size)])

@@ -180,14 +180,16 @@ def color_block(image, n_blocks, key):
 
 # -------------------------------------------------------------------- quantization
 def quantization(image, n_thresholds, key=None, *, max_thresholds: int = 20,
-                 host: bool = True):
+                 host: bool = True, search_dtype=jnp.float64):
   """Type 22, `imnoisequantize`: th = multithresh(I, N) over all pixels and channels
   together (see `otsu.py`), then imquantize(I, th, [0, th(2:end), 1]): I <= th(1) -> 0,
-  th(k-1) < I <= th(k) -> th(k), I > th(N) -> 1. N is clamped to [3, max_thresholds]."""
+  th(k-1) < I <= th(k) -> th(k), I > th(N) -> 1. N is clamped to [3, max_thresholds].
+  host / search_dtype: where and in which precision the Otsu search runs (otsu.py)."""
   from deepfl_jax.distortions.otsu import multithresh
   del key
   n = jnp.clip(jnp.round(jnp.asarray(n_thresholds)), 3, max_thresholds).astype(jnp.int32)
-  th = multithresh(image, n, max_thresholds=max_thresholds, host=host)   # inf beyond n
+  th = multithresh(image, n, max_thresholds=max_thresholds, host=host,
+                   search_dtype=search_dtype)                            # inf beyond n
   cls = jnp.sum(image[..., None] > th, axis=-1)                           # 0..n
   values = jnp.concatenate([jnp.zeros((1,), image.dtype), th[1:],
                             jnp.ones((1,), image.dtype)])

@@ -66,13 +66,17 @@ def replicate(tree, mesh: Mesh):
 
 def shard_batch(local_batch, mesh: Mesh, axis_name: str = DATA_AXIS):
   """This process's part of the batch (leading axis) -> global arrays sharded over the
-  mesh's data axis. Every process passes the same number of examples."""
+  mesh's data axis. Every process passes the same number of examples. Arrays already
+  sharded so over the mesh (global) pass through unchanged."""
   sharding = NamedSharding(mesh, P(axis_name))
 
   def put(x):
+    if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+      # Already global and sharded as the step takes it (the online synthesis
+      # program's output): nothing moves.
+      return x
     if isinstance(x, jax.Array) and jax.process_count() == 1:
-      # Already on a device (e.g. the online synthesis stream's images and labels):
-      # reshard there instead of a round trip through the host.
+      # On some device: reshard there instead of a round trip through the host.
       return jax.device_put(x, sharding)
     x = np.asarray(x)
     global_shape = (x.shape[0] * jax.process_count(),) + x.shape[1:]

@@ -20,6 +20,7 @@ from deepfl_jax.models import InceptionResNetV2, MultiTaskHead
 from deepfl_jax.models import mlsp
 from deepfl_jax.train import validation
 from deepfl_jax.train.loop import COUNT_PREFIX, TASK_LOSS_PREFIX
+from deepfl_jax.train import parallel
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
@@ -119,8 +120,15 @@ def make_loss_fn(model: MultiTaskIQA, axis_name: str | None = DATA_AXIS):
 
 # --- the stage as an experiment step ------------------------------------------------
 def _pristine_source(c):
-  """config.stage1.source -> the pristine images (an IqaSource), all of them used."""
+  """config.stage1.source -> the pristine images (an IqaSource), all of them used
+  (for "kadis700k_generated": the stored distorted images)."""
   from deepfl_jax.data import mini_kadid, pipeline, pristine
+  if c.source == "kadis700k_generated":
+    if not c.get("data_dir"):
+      raise ValueError("config.stage1.data_dir: set it to the generate stage's output "
+                       "directory (config.generate.out_dir)")
+    return pipeline.load_source("kadis700k_generated", c.data_dir,
+                                with_references=False)
   if c.source == "embedded":
     return mini_kadid.pristine_source(tuple(c.photos), tuple(c.image_size))
   if c.source == "pristine":
@@ -192,9 +200,11 @@ def run_stage1(config, workdir: str):
 
   config.stage1 keys: task ("fr_proxies", this function; "ranking", "ranking_mlsp",
   "contrastive": `deepfl_jax.pretext.run`), source ("embedded" | "pristine" |
-  "kadis700k"), photos / image_size (embedded), pristine (sources, num_dead_leaves,
-  seed: `data.pristine`), data_dir (kadis700k), crop_size, augment (enabled, min_scale,
-  max_scale, flip: random scales and flips of the crops), assignment ("uniform" | "kadis"),
+  "kadis700k" | "kadis700k_generated": the stored images of the generate stage,
+  equalised by the ECDF of their scores), photos / image_size (embedded), pristine
+  (sources, num_dead_leaves, seed: `data.pristine`), data_dir (kadis700k / generated),
+  crop_size, augment (enabled, min_scale, max_scale, flip: random scales and flips of
+  the crops), assignment ("uniform" | "kadis"),
   types (restrict the distortion types; () = all), group_size, calibration_steps,
   equalizer ("own" | "published"), score_file (KADIS FR-score CSV, for "published"),
   published_metrics (() = all of metrics.MATLAB_PARITY),
@@ -226,10 +236,13 @@ def run_stage1(config, workdir: str):
   os.makedirs(out, exist_ok=True)
   n_proc = jax.process_count()
   batch = int(config.train.batch_size)
-  per_crop = 5 if c.assignment == "kadis" else 1
-  if batch % (n_proc * per_crop):
+  stored = c.source == "kadis700k_generated"
+  per_crop = 5 if c.assignment == "kadis" and not stored else 1
+  n_dev = jax.device_count()
+  if batch % (n_dev * per_crop):
     raise ValueError(f"config.train.batch_size={batch} must be a multiple of "
-                     f"{n_proc * per_crop} (processes x images per crop)")
+                     f"{n_dev * per_crop} (devices x images per crop: each device "
+                     f"synthesises whole crops)")
   syn = synthesis.SynthesisConfig(
       crop_size=tuple(c.crop_size), batch_size=batch // (n_proc * per_crop),
       assignment=c.assignment, group_size=int(c.group_size),
@@ -247,7 +260,7 @@ def run_stage1(config, workdir: str):
   else:
     n_cal = int(c.calibration_steps)
 
-    def calibrate():
+    def calibrate_stream():
       bar = loop.Progress(n_cal, desc="stage1 calibration", unit="batches",
                           enabled=bool(config.train.get("progress", True))
                           and jax.process_index() == 0)
@@ -259,6 +272,11 @@ def run_stage1(config, workdir: str):
       finally:
         bar.close()
 
+    calibrate = calibrate_stream
+    if stored and c.get("equalizer", "own") == "own":
+      # The paper's targets: the ECDF over all generated images' own scores.
+      from deepfl_jax.data import generation
+      calibrate = lambda: histeq.fit(generation.load_scores(c.data_dir))
     # Our own scores' CDFs (of the training images only) by default; the published
     # ones only on request (histeq.choose).
     equalizer = histeq.choose(
@@ -288,19 +306,66 @@ def run_stage1(config, workdir: str):
     return {"params": {"backbone": bb["params"], "head": head["params"]},
             "batch_stats": {"backbone": bb["batch_stats"], "head": head["batch_stats"]}}
 
-  def batches(start_step):
-    for b in synthesis.stream(source, train_idx, config=syn, seed=int(config.train.seed),
-                              equalizer=equalizer, start_step=start_step,
-                              num_workers=int(c.get("num_workers", 0)),
-                              transform=transform):
-      yield {"image": b["image"], "target": b["target"]}  # stay on the device
-
   mesh = parallel.make_mesh()
+  if stored:
+    batches = stored_batches(source, syn, train_idx, seed=int(config.train.seed),
+                             equalizer=equalizer, mesh=mesh,
+                             num_workers=int(c.get("num_workers", 0)))
+  else:
+    batches = synthesis_batches(source, syn, train_idx, seed=int(config.train.seed),
+                                equalizer=equalizer, mesh=mesh,
+                                num_workers=int(c.get("num_workers", 0)),
+                                transform=transform)
   evaluate = None
-  if len(val_idx):
+  if len(val_idx) and not stored:
     evaluate = validation.make_evaluate(model, mesh, validation.validation_batches(
         source, val_idx, syn=syn, num_batches=int(c.get("val_batches", 16)),
         seed=int(c.get("val_seed", 0)), equalizer=equalizer, transform=transform))
   return loop.fit(config, out, init_variables=init_variables,
                   loss_fn=make_loss_fn(model), batches=batches, desc="stage1",
                   mesh=mesh, evaluate=evaluate)
+
+
+def stored_batches(source, syn, indices=None, *, seed: int, equalizer, mesh,
+                   num_workers: int = 0):
+  """`batches(start_step)` from a stored `kadis700k_generated` (the paper's flow):
+  uint8 images and raw scores go to the mesh, sharded; the equaliser runs there.
+  `syn.batch_size` images per process and step, in `pipeline.batches` order."""
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  from deepfl_jax.data import histeq, pipeline
+  sharding = NamedSharding(mesh, P(DATA_AXIS))
+  eq = parallel.replicate(equalizer, mesh)
+  prepare = jax.jit(lambda img, s, eq: {"image": img.astype(jnp.float32) / 255.0,
+                                        "target": histeq.equalize(eq, s)})
+
+  def put(x):
+    x = np.ascontiguousarray(x)
+    return jax.make_array_from_process_local_data(
+        sharding, x, (x.shape[0] * jax.process_count(),) + x.shape[1:])
+
+  def batches(start_step):
+    with pipeline.batches(source, indices, batch_size=syn.batch_size, seed=seed,
+                          start_step=start_step, drop_remainder=True,
+                          num_workers=num_workers) as it:
+      for b in it:
+        yield prepare(put(b["image"]), put(np.asarray(b["fr_scores"], np.float32)), eq)
+
+  return batches
+
+
+def synthesis_batches(source, syn, indices=None, *, seed: int, equalizer, mesh,
+                      num_workers: int = 0, transform=None):
+  """`batches(start_step)` of the training loop: {"image", "target"} of the online
+  synthesis program on `mesh` (each device synthesises and labels its own share;
+  the arrays come sharded as the train step takes them, nothing passes the host)."""
+  from deepfl_jax.data import synthesis
+
+  def batches(start_step):
+    for b in synthesis.stream(source, indices, config=syn, seed=seed,
+                              equalizer=equalizer, start_step=start_step, mesh=mesh,
+                              num_workers=num_workers, transform=transform):
+      yield {"image": b["image"], "target": b["target"]}
+
+  return batches

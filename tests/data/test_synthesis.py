@@ -68,7 +68,8 @@ def test_batch_contents(uniform_batches):
 
 def test_labels_equal_metrics_on_same_images(uniform_batches):
   for b in uniform_batches:
-    direct = stack(fr_scores(np.asarray(b["reference"]), np.asarray(b["image"])))
+    image8 = np.round(np.asarray(b["image"]) * 255).astype(np.uint8)
+    direct = stack(fr_scores(np.asarray(b["reference"]), image8))
     np.testing.assert_allclose(np.asarray(b["scores"]), np.asarray(direct), rtol=1e-6,
                                atol=1e-7)
 
@@ -151,3 +152,60 @@ def test_calibrate(pristine):
   for j in range(11):   # the calibration sample itself spreads over [0, 1]
     assert u[:, j].min() < 0.1 and u[:, j].max() > 0.9   # 0 and 1 unless ends tie
     assert u[:, j].mean() == pytest.approx(0.5, abs=1e-6)
+
+
+# --- device-parallel synthesis (4 simulated CPU devices, in a subprocess) -----------
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+  import json
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  root = pathlib.Path(__file__).resolve().parents[2]
+  tmp = tmp_path_factory.mktemp("synth4")
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
+  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(root), env.get("PYTHONPATH", "")]))
+  proc = subprocess.run([sys.executable, str(root / "tests/data/_synth_worker.py"),
+                         str(tmp / "out.json"), str(tmp)], env=env,
+                        capture_output=True, text=True, timeout=2400)
+  assert proc.returncode == 0, proc.stderr[-4000:]
+  return json.loads((tmp / "out.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["uniform", "kadis"])
+def test_steady_state_steps_read_only_the_logged_scalars(four_devices, assignment):
+  """Phase "stepK" spans step K's shard_batch, train step, logging and the stream's
+  synthesis of step K+1. The loop logs at steps 1 and 5 (the last)."""
+  r, reads = four_devices[assignment], four_devices["reads"]
+  for s in (2, 3, 4):
+    assert reads.get(f"{assignment}:step{s}", []) == [], s
+  # Step 5 reads the scalar metrics the train step returned for steps 2..5 (the
+  # logged values), one read each, and nothing else.
+  n = r["metric_leaves"][-1]
+  assert n >= 2 and set(r["metric_leaves"]) == {n}
+  assert {"loss", "mse"} <= set(r["logged_keys"])
+  assert reads[f"{assignment}:step5"] == [[]] * (4 * n)
+  # Control: the counter sees reads (the first step's log reads its scalars).
+  assert reads[f"{assignment}:step1"].count([]) >= n
+  assert r["shards"] == [4, 4, 4]
+  assert r["n_images"] == [20 if assignment == "kadis" else 8] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["uniform", "kadis"])
+def test_four_devices_equal_the_one_device_stream(four_devices, assignment):
+  r = four_devices[assignment]
+  assert r["diff"]["image"] == 0.0
+  # The labels' float32 reductions may round differently with the per-device batch
+  # (2 or 5 images here vs 8 or 20 on one device).
+  assert r["diff"]["target"] < 1e-6
+  assert any(len(set(t)) > 1 for t in r["ref_types"])   # mixed batches
+
+
+@pytest.mark.slow
+def test_sharded_program_flops_are_a_quarter(four_devices):
+  f = four_devices["flops"]
+  assert abs(f["four"] - f["one"] / 4) < 0.1 * f["one"] / 4, f

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from deepfl_jax.distortions import (DISTORTIONS, LEVEL_TABLE, distort, distort_param,
-                                    kadis_assignment, kadis_type, sample_type_level)
+                                    distort_runs, kadis_assignment, kadis_type,
+                                    sample_type_level)
 from deepfl_jax.distortions.registry import BY_NAME
 
 # The `levels` arrays of imdist_generator.m (spec distortions.md, type table).
@@ -138,6 +139,43 @@ def test_batched_mixed_types_equal_per_image_calls():
     np.testing.assert_allclose(switched[i], single, atol=2e-6, err_msg=str(MIXED[i]))
   # Explicit per-image keys give the same as the split key.
   np.testing.assert_array_equal(distort(imgs, types, levels, keys), grouped)
+
+
+def test_distort_runs_equals_distort_and_runs_only_its_types():
+  n = len(MIXED)
+  imgs = jnp.stack([_image(seed=i) for i in range(n)])
+  types = jnp.asarray(MIXED)
+  levels = jnp.asarray([(i % 5) + 1 for i in range(n)])
+  keys = jax.random.split(jax.random.PRNGKey(7), n)
+  f = jax.jit(lambda x, t, l, k: distort_runs(x, t, l, k, branches=MIXED))
+  np.testing.assert_allclose(f(imgs, types, levels, keys),
+                             distort(imgs, types, levels, keys), atol=2e-6)
+  # Runs of two images share the type of their first image.
+  pairs = jnp.repeat(types[::2], 2)
+  g = jax.jit(lambda x, t, l, k: distort_runs(x, t, l, k, run=2, branches=MIXED))
+  np.testing.assert_allclose(g(imgs, types, levels, keys),
+                             distort(imgs, pairs, levels, keys), atol=2e-6)
+  # A type outside the compiled branches gives NaN; the run length must divide N.
+  bad = f(imgs, types.at[0].set(2), levels, keys)
+  assert bool(jnp.all(jnp.isnan(bad[0]))) and bool(jnp.all(jnp.isfinite(bad[1:])))
+  with pytest.raises(ValueError, match="run=3 must divide"):
+    distort_runs(imgs, types, levels, keys, run=3)
+
+
+def test_no_type_calls_back_to_the_host_in_compiled_runs():
+  """The lowered program of each of the 25 types (as the training stream compiles it)
+  holds no host callback; type 22's exact host search is one, on request."""
+  x = jax.ShapeDtypeStruct((2, 64, 64, 3), jnp.float32)
+  t = jax.ShapeDtypeStruct((2,), jnp.int32)
+  k = jax.ShapeDtypeStruct((2, 2), jnp.uint32)
+
+  def text(tid, **kw):
+    f = jax.jit(lambda x, t, l, k: distort_runs(x, t, l, k, branches=(tid,), **kw))
+    return f.lower(x, t, t, k).as_text()
+
+  for tid in DISTORTIONS:
+    assert "callback" not in text(tid), tid
+  assert "callback" in text(22, host_otsu=True)
 
 
 def test_switch_inside_user_jit_and_outside_branches():

@@ -122,6 +122,19 @@ def test_multithresh_host_matches_matlab_thresholds(kind, kadid_ref):
     np.testing.assert_allclose(got, m["multithresh_rgb"], atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["crop", "full"])
+def test_multithresh_device_search_matches_matlab_in_float32_programs(kind, kadid_ref):
+  """The training stream's device search (float64 enabled locally inside a float32
+  program, no callback) gives MATLAB's thresholds."""
+  x = jnp.asarray(mapmm(kadid_ref.input(kind)), jnp.float32)
+  assert x.dtype == jnp.float32
+  f = jax.jit(lambda x, n: otsu.multithresh(x, n, host=False))
+  assert "callback" not in f.lower(x, 7).as_text()
+  for m, n in zip(kadid_ref.meta(kind, 22), DISTORTIONS[22].levels):
+    got = np.asarray(f(x, int(n)))[:int(n)]
+    np.testing.assert_allclose(got, m["multithresh_rgb"], atol=1e-6)
+
+
 def test_multithresh_pure_jax_x64_matches_matlab_thresholds(kadid_ref, x64):
   x = jnp.asarray(mapmm(kadid_ref.input("crop")))
   assert x.dtype == jnp.float64

@@ -15,6 +15,8 @@ from deepfl_jax.data.builders._base import (BadImageError, IqaBuilder, IqaConfig
 from deepfl_jax.data.builders.csiq import Csiq
 from deepfl_jax.data.builders.kadid10k import Kadid10k
 from deepfl_jax.data.builders.kadis700k import Kadis700k
+# Written by the generate stage (data/generation.py), not by `prepare`.
+from deepfl_jax.data.builders.kadis700k_generated import Kadis700kGenerated
 from deepfl_jax.data.builders.koniq10k import Koniq10k
 from deepfl_jax.data.builders.live_in_the_wild import LiveInTheWild
 from deepfl_jax.data.builders.live_iqa import LiveIqa
@@ -48,4 +50,4 @@ def prepare(name: str | type[IqaBuilder], manual_dir, data_dir, *,
 
 __all__ = ["BUILDERS", "prepare", "IqaBuilder", "IqaConfig", "ManualDirError",
            "BadImageError", "FULL", "REFERENCES", "Kadid10k", "Kadis700k", "Koniq10k",
-           "Tid2013", "LiveIqa", "Csiq", "LiveInTheWild"]
+           "Tid2013", "LiveIqa", "Csiq", "LiveInTheWild", "Kadis700kGenerated"]
