@@ -17,6 +17,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # the README's main job end to end (minutes)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TYPES = "(1,3,10,11,19,21)"  # blur, motion blur, JPEG, noise, jitter, pixelate

@@ -22,6 +22,8 @@ import pytest
 from deepfl_jax.distortions import DISTORTIONS, blur, color, noise, otsu, spatial
 from deepfl_jax.distortions._common import mapmm
 
+pytestmark = pytest.mark.slow  # 25 types x 5 levels against the Octave outputs
+
 REFERENCED = [1, 2, 3, 4, 5, 7, 8, 10, 11, 12, 13, 14, 16, 17, 18, 19, 20, 21, 22, 23,
               24, 25]
 FULL = [10, 20, 21, 22, 23]

@@ -23,6 +23,8 @@ h5py = pytest.importorskip("h5py")
 from deepfl_jax.models import InceptionResNetV2, load_keras_weights, tap_widths
 from deepfl_jax.models import inception_resnet_v2 as irv2
 
+pytestmark = pytest.mark.slow  # builds Keras's InceptionResNetV2 beside ours
+
 if keras.backend.backend() != "jax":
   pytest.skip(f"Keras runs on {keras.backend.backend()!r}, these tests need "
               "KERAS_BACKEND=jax", allow_module_level=True)

@@ -65,6 +65,7 @@ def test_batch_size_not_divisible_names_key_and_fix(four_devices):
     assert f"--config.train.batch_size={fix}" in msg and "multiple of 4" in msg
 
 
+@pytest.mark.slow  # two jax.distributed processes
 def test_two_processes_end_with_identical_parameters(tmp_path):
   port = _procs.free_port()
   codes, logs = _procs.run_together(
