@@ -7,12 +7,17 @@
     for batch in data.batches(source, parts["train"], batch_size=32, seed=0):
       ...
 
+In-memory training sets take their order from `order.step_indices` (the same
+contract: step s's batch depends on (seed, s) only).
+
 Online synthesis (Stage 1) and the embedded mini-KADID build on `pipeline.batches`
 (its `transform` hook) and on `builders.Kadis700k` (pristine images + assignment).
 """
-from deepfl_jax.data import builders, pipeline, splits
+from deepfl_jax.data import builders, order, pipeline, splits
+from deepfl_jax.data.order import array_batches, step_indices
 from deepfl_jax.data.pipeline import (IqaSource, batch_indices, batches,
                                       in_memory_source, load_source, reading_speed)
 
-__all__ = ["builders", "pipeline", "splits", "IqaSource", "batch_indices", "batches",
+__all__ = ["builders", "order", "pipeline", "splits", "array_batches", "step_indices",
+           "IqaSource", "batch_indices", "batches",
            "in_memory_source", "load_source", "reading_speed"]

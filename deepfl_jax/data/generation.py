@@ -152,7 +152,7 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
   sharding = jax.NamedSharding(mesh, jax.P(parallel.DATA_AXIS))
   n_dev = len(devices)
   programs = {}
-  from deepfl_jax.train.loop import Progress
+  from deepfl_jax.train.progress import Progress
   total = sum(min(n, (k + 1) * shard_size) - k * shard_size for k in todo) * NUM_LEVELS
   bar = Progress(total, desc="generate", examples_per_step=1,
                  enabled=progress and p == 0)

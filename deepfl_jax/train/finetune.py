@@ -145,7 +145,7 @@ def run_finetune(config, workdir) -> dict:
   database over Stage 3's splits; writes `<workdir>/finetune/results.{json,md}`."""
   from deepfl_jax.data import splits as splits_lib
   from deepfl_jax.train import stage2, stage3
-  from deepfl_jax.train.loop import Progress
+  from deepfl_jax.train.progress import Progress
 
   c = stage2._section(config, STAGE_DIR, default_config())  # pylint: disable=protected-access
   c2 = stage2._stage2_section(config)  # pylint: disable=protected-access

@@ -225,7 +225,7 @@ def run_stage1(config, workdir: str):
 
   from deepfl_jax import atomic
   from deepfl_jax.train import config as train_config
-  from deepfl_jax.train import loop, parallel
+  from deepfl_jax.train import loop, parallel, progress
 
   c, m = config.stage1, config.model
   init_from = check_init_from(m.get("init_from", ""))  # before any data work
@@ -261,7 +261,7 @@ def run_stage1(config, workdir: str):
     n_cal = int(c.calibration_steps)
 
     def calibrate_stream():
-      bar = loop.Progress(n_cal, desc="stage1 calibration", unit="batches",
+      bar = progress.Progress(n_cal, desc="stage1 calibration", unit="batches",
                           enabled=bool(config.train.get("progress", True))
                           and jax.process_index() == 0)
       bar.begin()

@@ -66,7 +66,7 @@ from deepfl_jax.models import keras_import
 from deepfl_jax.models.mlsp import mlsp_extractor
 from deepfl_jax.train import parallel
 from deepfl_jax.train.config import compute_dtype
-from deepfl_jax.train.loop import Progress
+from deepfl_jax.train.progress import Progress
 
 FORMAT_VERSION = 1
 STAGE_DIR = "stage2"

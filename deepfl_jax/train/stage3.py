@@ -63,7 +63,7 @@ from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.metrics import correlation
 from deepfl_jax.models.heads import MOSRegressor
 from deepfl_jax.train import stage2
-from deepfl_jax.train.loop import Progress
+from deepfl_jax.train.progress import Progress
 from deepfl_jax.train.optim import make_optimizer
 from deepfl_jax.train.state import TrainState
 

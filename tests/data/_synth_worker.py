@@ -60,7 +60,7 @@ def run_loop(assignment, workdir, counter):
   from deepfl_jax import train as tr
   from deepfl_jax.data import histeq, synthesis
   from deepfl_jax.metrics import METRIC_NAMES
-  from deepfl_jax.train import loop, parallel, stage1
+  from deepfl_jax.train import loop, parallel, progress, stage1
 
   class TapNet(nn.Module):
     @nn.compact
@@ -91,7 +91,7 @@ def run_loop(assignment, workdir, counter):
 
   seen, steps = [], [0]
   orig_shard = parallel.shard_batch
-  orig_write = loop.MetricWriter.write
+  orig_write = progress.MetricWriter.write
 
   def shard_batch(local, mesh_):
     steps[0] += 1
@@ -105,7 +105,7 @@ def run_loop(assignment, workdir, counter):
     orig_write(self, step, metrics)
     counter.phase = f"{assignment}:after_log{step}"
 
-  parallel.shard_batch, loop.MetricWriter.write = shard_batch, write
+  parallel.shard_batch, progress.MetricWriter.write = shard_batch, write
   try:
     inner = tr.make_train_step(stage1.make_loss_fn(model), tx, mesh)
     n_leaves = []
@@ -120,7 +120,7 @@ def run_loop(assignment, workdir, counter):
                batch_size=20 if kadis else 8, checkpoint_every=1000, log_every=1000,
                progress=False)
   finally:
-    parallel.shard_batch, loop.MetricWriter.write = orig_shard, orig_write
+    parallel.shard_batch, progress.MetricWriter.write = orig_shard, orig_write
   counter.phase = "compare"
   with open(os.path.join(workdir, assignment, "metrics.jsonl")) as f:
     logged = [json.loads(line) for line in f]

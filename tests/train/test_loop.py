@@ -1,8 +1,7 @@
 """The training loop: kill-and-resume equals an uninterrupted run, an existing run is
-resumed (never overwritten), logs, data order, optimiser and schedule config."""
+resumed (never overwritten), logs, optimiser and schedule config."""
 from __future__ import annotations
 
-import io
 import json
 import os
 
@@ -132,32 +131,6 @@ def test_existing_run_is_resumed_never_overwritten(uninterrupted, tmp_path):
   with pytest.raises(ValueError, match="batch_size: checkpoint 8 vs now 4"):
     _tiny.run_loop(workdir, STEPS + 2, batch_size=4)
   assert _ckpt_steps(workdir) == [4, 6, 7]
-
-
-def test_step_indices_epochs_and_process_split():
-  n, b = 10, 4
-  steps = [tr.step_indices(s, num_examples=n, batch_size=b, seed=1) for s in range(5)]
-  flat = np.concatenate(steps)
-  # Epoch 0 covers steps 0..2 (first 10 positions): a permutation of all examples.
-  assert sorted(flat[:10].tolist()) == list(range(n))
-  assert sorted(flat[10:20].tolist()) == list(range(n))
-  assert not np.array_equal(flat[:10], flat[10:20])  # reshuffled per epoch
-  halves = [tr.step_indices(3, num_examples=n, batch_size=b, seed=1, process_index=i,
-                            process_count=2) for i in range(2)]
-  np.testing.assert_array_equal(np.concatenate(halves), steps[3])
-
-
-def test_progress_bar_rate_and_eta():
-  out = io.StringIO()
-  bar = tr.Progress(100, 0, desc="stage1", examples_per_step=8, stream=out)
-  bar.update(1)
-  bar._t0 -= 2.0  # pretend 2 s passed since the first step
-  bar.update(11, {"loss": 0.5}, force=True)
-  line = out.getvalue().strip().splitlines()[-1]
-  assert line.startswith("stage1 11/100 steps")
-  rate = float(line.split(" steps/s")[0].split("| ")[-1])
-  assert 4.0 < rate <= 5.0  # 10 steps in ~2 s
-  assert "images/s" in line and "ETA 0:00:1" in line and "loss 0.5" in line
 
 
 def test_schedules_and_optimizer_config():
@@ -336,15 +309,3 @@ def test_grain_iterator_state_is_checkpointed_and_restored(uninterrupted, tmp_pa
   assert len(restored) == 1 and json.loads(restored[0])["step"] == 3
   # Grain's batches over the same records in the same order: the same training.
   _assert_same(resumed.params, full.params)
-
-
-def test_progress_bar_begins_before_the_first_step():
-  out = io.StringIO()
-  bar = tr.Progress(20, 0, desc="stage1 calibration", unit="batches", stream=out)
-  bar.begin()  # drawn before a first step that may compile for a while
-  assert out.getvalue().startswith("stage1 calibration 0/20 batches |   0.0% | ETA ?")
-  assert bar.rate(5) != bar.rate(5)  # nan: the rate clock has not started
-  bar.update(1)
-  bar._t0 -= 2.0
-  bar.update(5, force=True)
-  assert " 2 batches/s" in out.getvalue().splitlines()[-1]  # 4 batches in ~2 s
