@@ -8,7 +8,7 @@ allowed height and width), `kadis_name` (the name in kadis700k_friqa.csv) and, f
 stochastic types of this package, `draws(key, shape)` / `apply(image, param, draws)`
 (all randomness in one place, so recorded draws can be replayed).
 
-Types 6, 9, 10 and 15 live in quantize.py, compression.py and denoise.py.
+Types 6, 9, 10 and 15 live in quantize.py, jpeg2000.py, jpeg.py and denoise.py.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 
 from deepfl_jax.distortions import blur, brightness, color, noise, sharpness, spatial
-from deepfl_jax.distortions.compression import jpeg as _jpeg
-from deepfl_jax.distortions.compression import jpeg2000 as _jpeg2000
 from deepfl_jax.distortions.denoise import denoise as _denoise
+from deepfl_jax.distortions.jpeg import jpeg as _jpeg
+from deepfl_jax.distortions.jpeg2000 import jpeg2000 as _jpeg2000
 from deepfl_jax.distortions.quantize import color_quantization as _color_quantization
 
 

@@ -10,7 +10,7 @@ Bound: max |ours - Octave| <= 5e-5 at every type and level (the PNG's 16-bit ste
 level 5 (2.7e-5: rgb2lab/lab2rgb round trip) and jitter (2.1e-5: bicubic warp). No
 type needs a looser bound, type 24 (high sharpen, "approximate" in the manifest)
 included (9.5e-6). JPEG 2000 (type 9), colour quantisation (6) and denoise (15) have
-no Octave reference; type 9 is checked against OpenJPEG in test_compression.py.
+no Octave reference; type 9 is checked against OpenJPEG in test_jpeg2000.py.
 """
 from __future__ import annotations
 
