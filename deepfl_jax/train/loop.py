@@ -5,9 +5,11 @@ data for an iterator positioned at that step (so a resumed run sees the same bat
 as an uninterrupted one), runs the step function, logs metrics as JSON lines
 (`metrics.jsonl`) and TensorBoard summaries (`tensorboard/`, via tensorboardX when
 installed), shows a progress bar with rate and ETA on stderr, and checkpoints every N
-steps and at exit (also on Ctrl-C / SIGTERM, as at preemption). A NaN/inf loss, task
-loss or gradient stops the run (`NonFiniteError`, naming the step and tasks) before
-any checkpoint of the bad state.
+steps and at exit (also on Ctrl-C / SIGTERM, as at preemption: one process stops after
+the current step; several stop together at the next log / evaluation / checkpoint
+step, where they agree on the signal, so steady-state steps need no host round trip).
+A NaN/inf loss, task loss or gradient stops the run (`NonFiniteError`, naming the step
+and tasks) before any checkpoint of the bad state.
 With a validation function, the state with the best validation score is kept in
 `best/` beside the latest checkpoints (model selection for Stage 2).
 
@@ -25,6 +27,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from deepfl_jax.data.order import BatchesFn
 from deepfl_jax.train import optim, parallel
@@ -51,7 +54,14 @@ class Preempted(KeyboardInterrupt):
 class _StopSignals:
   """While entered (main thread only), SIGTERM and SIGINT only record the signal; the
   loop checks `signum` between steps, so a signal never lands inside a step whose
-  donated state a checkpoint still needs. A second SIGINT (Ctrl-C twice) stops at once."""
+  donated state a checkpoint still needs. A second SIGINT (Ctrl-C twice) stops at once.
+
+  Stop step. One process stops before the next step. With several processes the flag
+  is agreed (a tiny all-gather) only at boundaries every process reaches at the same
+  step: the start and every log / evaluation / checkpoint step, which read the device
+  anyway; so a signal to any process stops all at the first such boundary after it (at
+  most `log_every` steps later), and steady-state steps make no host round trip.
+  """
 
   def __init__(self):
     self.signum: int | None = None
@@ -74,13 +84,14 @@ class _StopSignals:
     for s, handler in self._previous.items():
       signal.signal(s, handler)
 
-  def requested(self) -> bool:
-    """Whether to stop before the next step. With several processes all agree (a
-    signal seen by one stops all at the same step; otherwise one would wait forever in
-    the next step's collectives), at the cost of one tiny all-gather per step."""
+  def requested(self, boundary: bool = True) -> bool:
+    """Whether to stop before the next step. With several processes all must agree
+    (else one would wait forever in the next step's collectives): the flag is gathered
+    only when `boundary` (a step every process reaches together), else False."""
     if jax.process_count() == 1:
       return self.signum is not None
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    if not boundary:
+      return False
     seen = multihost_utils.process_allgather(np.int32(self.signum or 0))
     if self.signum is None and np.any(seen):
       self.signum = int(np.max(seen))
@@ -246,6 +257,11 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   extra host sync); the first NaN/inf raises `NonFiniteError` naming the step and
   tasks, before any checkpoint of the state after it.
 
+  SIGTERM / SIGINT checkpoint the step reached and raise `Preempted`. One process
+  stops before the next step; with several, the signal is agreed at the first step
+  after it that is a log, evaluation or checkpoint step (the same step on every
+  process), so all stop there and save the same checkpoint.
+
   Args:
     workdir: checkpoints in `workdir/checkpoints`, logs in `workdir/metrics.jsonl` and
       `workdir/tensorboard`. A directory that already holds a run is resumed from its
@@ -297,9 +313,12 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
   window: list[dict[str, float]] = []   # checked host metrics of this log window
   failed = False
   stop = _StopSignals()
+  boundary = True  # the start: every process is here (see _StopSignals)
   with stop:
     try:
-      while step < num_steps and not stop.requested():  # signals stop between steps
+      # Signals stop between steps; several processes agree at a boundary (also the
+      # last step, so all end alike).
+      while not stop.requested(boundary) and step < num_steps:
         try:
           local = next(data)
         except StopIteration:
@@ -310,7 +329,8 @@ def train(*, workdir: str, init_state: Callable[[], TrainState],
         log_due = step == start + 1 or step % log_every == 0 or step == num_steps
         eval_due = evaluate is not None and (step % eval_every == 0 or step == num_steps)
         save_due = ckpt.is_due(step)
-        if not (log_due or eval_due or save_due):
+        boundary = log_due or eval_due or save_due  # the same steps on every process
+        if not boundary:
           bar.update(step)
           continue
         window += _check_pending(pending, ckpt.latest_step())  # waits for the device

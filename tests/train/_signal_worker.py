@@ -8,14 +8,17 @@ python _signal_worker.py WORKDIR POINT STEP SIGNAL NUM_STEPS
     and 128 + the signal number.
 python _signal_worker.py multi WORKDIR PORT PROCESS_ID
     one of two processes of a jax.distributed run on 127.0.0.1:PORT (2 CPU devices
-    each); only process 0 signals itself (SIGTERM inside step 2): both must stop at the
-    same step, or the other would wait in the next step's collectives.
+    each) of 12 steps, logging and checkpointing every 4; only process 0 signals itself
+    (SIGTERM inside step 6): both must stop at the same step (the next boundary, 8), or
+    the other would wait in the next step's collectives. Prints how many steps ran and
+    how often the loop gathered the stop flag.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,7 +27,8 @@ from deepfl_jax import train as tr  # noqa: E402
 from deepfl_jax.train import checkpoint  # noqa: E402
 
 
-def main(workdir: str, point: str, at: int, signame: str, num_steps: int) -> int:
+def main(workdir: str, point: str, at: int, signame: str, num_steps: int,
+         **loop_kwargs) -> int:
   signum = getattr(signal, signame)
   kill = lambda: os.kill(os.getpid(), signum)  # the handler runs before kill returns
   base = tr.array_batches(_tiny.dataset(), batch_size=8, seed=0)
@@ -56,7 +60,8 @@ def main(workdir: str, point: str, at: int, signame: str, num_steps: int) -> int
 
   checkpoint.Checkpointer.save = save_with_signal
   try:
-    _tiny.run_loop(workdir, num_steps, batches=batches, step_wrapper=step_wrapper)
+    _tiny.run_loop(workdir, num_steps, batches=batches, step_wrapper=step_wrapper,
+                   **loop_kwargs)
   except tr.Preempted as e:
     print(f"worker: {e}", file=sys.stderr)
     return e.exit_code
@@ -69,7 +74,18 @@ def multi(workdir: str, port: str, process_id: str) -> int:
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                              process_id=int(process_id), initialization_timeout=60,
                              heartbeat_timeout_seconds=30, shutdown_timeout_seconds=30)
-  rc = main(workdir, "step" if process_id == "0" else "none", 2, "SIGTERM", 7)
+  from deepfl_jax.train import loop  # pylint: disable=import-outside-toplevel
+  gathers, gather = [], loop.multihost_utils.process_allgather
+
+  def counting(*args, **kwargs):
+    gathers.append(1)
+    return gather(*args, **kwargs)
+
+  # Only the loop's stop flag (orbax synchronises through other functions).
+  loop.multihost_utils = types.SimpleNamespace(process_allgather=counting)
+  rc = main(workdir, "step" if process_id == "0" else "none", 5, "SIGTERM", 12,
+            log_every=4, checkpoint_every=4)
+  print(f"worker: {len(gathers)} stop-flag gathers", file=sys.stderr)
   jax.distributed.shutdown()
   return rc
 

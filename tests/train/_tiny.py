@@ -72,7 +72,8 @@ def initial_state(seed: int = 0) -> tr.TrainState:
 
 def run_loop(workdir: str, num_steps: int, *, batch_size: int = 8, mesh=None,
              checkpoint_every: int = 2, batches=None, step_wrapper=None, seed: int = 0,
-             keep: int = 3, masked: bool = False, **train_kwargs) -> tr.TrainState:
+             keep: int = 3, masked: bool = False, log_every: int = 2,
+             **train_kwargs) -> tr.TrainState:
   """`tr.train` on the tiny problem: everything rebuilt from scratch (as a new process
   would). `train_kwargs` go to `tr.train` (e.g. evaluate, eval_every)."""
   mesh = tr.make_mesh() if mesh is None else mesh
@@ -84,5 +85,5 @@ def run_loop(workdir: str, num_steps: int, *, batch_size: int = 8, mesh=None,
   return tr.train(workdir=workdir, init_state=lambda: initial_state(seed),
                   train_step=step, batches=batches, num_steps=num_steps, mesh=mesh,
                   batch_size=batch_size, checkpoint_every=checkpoint_every,
-                  keep_checkpoints=keep, log_every=2, progress=False,
+                  keep_checkpoints=keep, log_every=log_every, progress=False,
                   meta={"seed": seed}, **train_kwargs)
