@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import pathlib
 import sys
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
+
+from deepfl_jax import verbosity
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -77,7 +81,6 @@ def _to_rgb8(im, path) -> np.ndarray:
 def _read_image(path: pathlib.Path, size: tuple[int, int] | None = None) -> np.ndarray:
   """uint8 (H, W, 3), fitted to `size` (H, W) when given; CliError naming the file
   when it cannot be decoded."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   try:
     with Image.open(path) as im:
       im.load()
@@ -87,13 +90,13 @@ def _read_image(path: pathlib.Path, size: tuple[int, int] | None = None) -> np.n
   except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
     raise CliError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
   if size is not None:
-    from deepfl_jax.data import mini_kadid  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from deepfl_jax.data import mini_kadid  # lazy: imports JAX
     rgb = mini_kadid.fit_to_size(rgb, size)
   return rgb
 
 
 def _image_size(path: pathlib.Path) -> tuple[int, int]:
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   try:
     with Image.open(path) as im:
       w, h = im.size
@@ -115,15 +118,17 @@ def load_model(workdir):
   """(backbone module, backbone variables, regressor variables, model.json) of a
   trained work directory; CliError with the fix when something is missing."""
   workdir = _check_workdir(workdir)
-  from deepfl_jax.train import stage2, stage3  # pylint: disable=import-outside-toplevel
+  # Lazy (here and in `score`): JAX loads only once the arguments are known to be good.
+  # pylint: disable-next=import-outside-toplevel
+  from deepfl_jax.train import feature_cache, stage3
   try:
     reg, meta = stage3.load_regressor(workdir)
   except FileNotFoundError:
     raise CliError(f"{workdir} has no trained regressor ({stage3.STAGE_DIR}/model.json "
                    "is missing): run Stages 2 and 3 on it first (config.stages) ") from None
   try:
-    fs = stage2.load_feature_set(workdir / meta["feature_set"])
-    model, variables = stage2.backbone_from_feature_set(fs, workdir)
+    fs = feature_cache.load_feature_set(workdir / meta["feature_set"])
+    model, variables = feature_cache.backbone_from_feature_set(fs, workdir)
   except (FileNotFoundError, ValueError) as e:
     raise CliError(f"cannot load the backbone of {workdir}: {e}") from None
   return model, variables, reg, meta
@@ -134,7 +139,6 @@ def training_info(workdir) -> dict:
   Stage 2 feature set's index.json: dataset, score_name, score_range (lo, hi),
   higher_is_better, size ((H, W) of most training images, None if not recorded) and
   sizes ([[H, W, count], ...])."""
-  import json  # pylint: disable=import-outside-toplevel
   workdir = pathlib.Path(workdir)
   try:
     meta = json.loads((workdir / "stage3" / "model.json").read_text())
@@ -155,9 +159,10 @@ def score(paths: Sequence[pathlib.Path], workdir, *, batch_size: int = 8,
   """Predicted scores of image files with the run in `workdir`, in the given order;
   each image first fitted to `size` (H, W) when given (see `_read_image`)."""
   model, variables, reg, meta = load_model(workdir)
-  # pylint: disable-next=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
   from deepfl_jax.models import inception_resnet_v2 as irv2
-  from deepfl_jax.train import stage2, stage3  # pylint: disable=import-outside-toplevel
+  from deepfl_jax.train import features, stage3
+  # pylint: enable=import-outside-toplevel
   for p in paths:  # check every file (header only) before any compute
     h, w = _image_size(p)
     if size is None and min(h, w) < irv2.MIN_SIZE:
@@ -170,9 +175,9 @@ def score(paths: Sequence[pathlib.Path], workdir, *, batch_size: int = 8,
     def __getitem__(self, i):
       return {"image": _read_image(paths[i], size)}
 
-  feats = stage2.extract_features(variables, Records(), model=model, kind=meta["kind"],
-                                  input_scale=meta["input_scale"], batch_size=batch_size,
-                                  progress=False)
+  feats = features.extract_features(variables, Records(), model=model, kind=meta["kind"],
+                                    input_scale=meta["input_scale"],
+                                    batch_size=batch_size, progress=False)
   pred = stage3.predict(reg, feats, hidden=meta["hidden"], dropout=meta["dropout"])
   return list(zip(paths, pred.tolist()))
 
@@ -235,7 +240,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("-v", "--verbose", action="store_true",
                  help="name skipped files; show library logs (JAX, orbax)")
   args = parser.parse_args(argv)
-  from deepfl_jax import verbosity  # pylint: disable=import-outside-toplevel
   if not args.verbose:
     verbosity.quiet_native_logs(())  # before JAX starts
     verbosity.quiet_python_logs(False)

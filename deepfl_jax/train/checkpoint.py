@@ -56,10 +56,13 @@ class Checkpointer:
     keep: number of most recent checkpoints kept.
     meta: JSON-able dict saved with every checkpoint and checked on restore (keys whose
       values differ from the checkpoint's make `restore` raise).
+    read_only: only read (another stage's checkpoints, e.g. Stage 2 reading Stage 1's):
+      the folder is neither created nor cleaned.
   """
 
   def __init__(self, directory: str | os.PathLike, *, save_every: int = 1000,
-               keep: int = 3, meta: dict | None = None, async_save: bool = True):
+               keep: int = 3, meta: dict | None = None, async_save: bool = True,
+               read_only: bool = False):
     if save_every <= 0:
       raise ValueError(f"config.train.checkpoint_every must be >= 1, got {save_every}")
     if keep <= 0:
@@ -69,10 +72,11 @@ class Checkpointer:
     self.save_every = save_every
     # The interval is applied here (orbax's default policy would also save the first
     # step of a run); every save below is forced.
-    _remove_unfinished_saves(self.directory)
+    if not read_only:
+      _remove_unfinished_saves(self.directory)
     options = ocp.CheckpointManagerOptions(
-        save_interval_steps=1, max_to_keep=keep, create=True,
-        enable_async_checkpointing=async_save)
+        save_interval_steps=1, max_to_keep=keep, create=not read_only,
+        read_only=read_only, enable_async_checkpointing=async_save)
     import grain  # pylint: disable=import-outside-toplevel
     self._mngr = ocp.CheckpointManager(
         self.directory, options=options,
@@ -132,7 +136,9 @@ class Checkpointer:
 
   def restore(self, template, step: int | None = None, mesh: Mesh | None = None):
     """The state saved at `step` (default: latest), shaped like `template` (a state or
-    its `jax.eval_shape`), arrays replicated over `mesh` (default: first device)."""
+    its `jax.eval_shape`), arrays replicated over `mesh` (default: first device).
+    `template` None: the tree as saved (e.g. Stage 1's state read by Stage 2, whose
+    optimiser state it does not know)."""
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
@@ -147,7 +153,7 @@ class Checkpointer:
           f"change the data order. Use a new --workdir, or the checkpoint's values.")
     sharding = (NamedSharding(mesh, P()) if mesh is not None else
                 jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
-    abstract = jax.tree.map(
+    abstract = None if template is None else jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), template)
     try:
       restored = self._mngr.restore(step, args=ocp.args.Composite(

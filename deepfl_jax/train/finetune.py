@@ -26,9 +26,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.models import mlsp
 from deepfl_jax.models.heads import MOSRegressor
+from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train import weights as weights_lib
 from deepfl_jax.train.optim import make_optimizer
+from deepfl_jax.train.progress import Progress
 from deepfl_jax.train.state import TrainState
 
 STAGE_DIR = "finetune"
@@ -143,10 +147,6 @@ def finetune(net: FineTuneNet, backbone_vars, images: np.ndarray, y: np.ndarray,
 def run_finetune(config, workdir) -> dict:
   """The fine-tuning evaluation of Stage 1's backbone (and random weights) on Stage 2's
   database over Stage 3's splits; writes `<workdir>/finetune/results.{json,md}`."""
-  from deepfl_jax.data import splits as splits_lib
-  from deepfl_jax.train import stage2, stage3
-  from deepfl_jax.train.progress import Progress
-
   c = stage2._section(config, STAGE_DIR, default_config())  # pylint: disable=protected-access
   c2 = stage2._stage2_section(config)  # pylint: disable=protected-access
   c3 = stage3._section(config)  # pylint: disable=protected-access
@@ -162,12 +162,12 @@ def run_finetune(config, workdir) -> dict:
   kind = c3.split_kind or source.metadata.get("split_kind", "")
   reps = splits_lib.repeated_splits(index, kind, int(c.num_repeats or c3.num_repeats),
                                     int(c3.seed0), tuple(c3.fractions))
-  backbone = stage2.make_backbone(c2)
-  weights = {stage2.weights_label(c2.weights): stage2.resolve_weights(
+  backbone = weights_lib.make_backbone(c2)
+  weights = {weights_lib.weights_label(c2.weights): weights_lib.resolve_weights(
       c2.weights, workdir, model=backbone, checkpoint_dir=c2.checkpoint_dir)[0]}
   if c.compare_random and c2.weights != "random":
-    weights["random"] = stage2.resolve_weights("random", workdir, model=backbone,
-                                               seed=int(c2.random_seed))[0]
+    weights["random"] = weights_lib.resolve_weights("random", workdir, model=backbone,
+                                                    seed=int(c2.random_seed))[0]
   net = FineTuneNet(backbone, c3.hidden, c3.dropout, c2.input_scale)
   bar = Progress(len(weights) * len(reps) * int(c.epochs), desc="finetune epochs",
                  enabled=bool(c.progress) and jax.process_index() == 0)

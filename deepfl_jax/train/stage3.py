@@ -62,7 +62,7 @@ from deepfl_jax import atomic
 from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.metrics import correlation
 from deepfl_jax.models.heads import MOSRegressor
-from deepfl_jax.train import stage2
+from deepfl_jax.train import feature_cache, stage2
 from deepfl_jax.train.progress import Progress
 from deepfl_jax.train.optim import make_optimizer
 from deepfl_jax.train.state import TrainState
@@ -404,7 +404,7 @@ def _draw_legend(d, entries, x: float, y: float) -> None:
 # ----------------------------------------------------------------------------- run
 
 
-def _split_kind(c, fs: stage2.FeatureSet) -> str:
+def _split_kind(c, fs: feature_cache.FeatureSet) -> str:
   kind = c.split_kind or fs.metadata.get("split_kind", "")
   if kind not in ("content", "official", "random"):
     raise ValueError(f"config.stage3.split_kind: {kind!r} is not content | official | "
@@ -439,7 +439,7 @@ def markdown_table(results: Mapping[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _save_regressor(out: pathlib.Path, fit: RegressorFit, fs: stage2.FeatureSet,
+def _save_regressor(out: pathlib.Path, fit: RegressorFit, fs: feature_cache.FeatureSet,
                     workdir, c, repeat: int | None, described: str) -> None:
   atomic.write_bytes(out / "regressor.msgpack", flax.serialization.msgpack_serialize(
       jax.tree.map(np.asarray, fit.variables)))
@@ -490,7 +490,7 @@ def load_regressor(workdir) -> tuple[dict, dict]:
   return variables, meta
 
 
-def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet] | None
+def run_stage3(config, workdir, *, feature_sets: Mapping[str, feature_cache.FeatureSet] | None
                = None) -> dict[str, Any]:
   """Trains and evaluates the regressor on every feature set over repeated splits;
   writes results.json, results.md, scatter PNGs and the exported regressor.
@@ -503,13 +503,13 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, stage2.FeatureSet]
     raise ValueError(f"config.stage3.plcc_fit: {c.plcc_fit!r} is not one of "
                      f"{sorted(FIT_FORMULAS)}")
   if feature_sets is None:
-    primary, paths = stage2.feature_sets(workdir)
+    primary, paths = feature_cache.feature_sets(workdir)
     labels = list(c.feature_sets) or [primary] + [k for k in paths if k != primary]
     unknown = [l for l in labels if l not in paths]
     if unknown:
       raise ValueError(f"config.stage3.feature_sets: {unknown} not extracted by Stage 2 "
                        f"(have {sorted(paths)})")
-    feature_sets = {l: stage2.load_feature_set(paths[l]) for l in labels}
+    feature_sets = {l: feature_cache.load_feature_set(paths[l]) for l in labels}
   feature_sets = dict(feature_sets)
   if not feature_sets:
     raise ValueError("no feature sets to evaluate")

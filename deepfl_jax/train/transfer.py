@@ -33,7 +33,7 @@ import numpy as np
 from deepfl_jax import atomic
 from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.metrics import correlation
-from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train import feature_cache, stage2, stage3
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -139,11 +139,11 @@ def run_transfer(config, workdir) -> dict[str, Any]:
       atomic.write_json(out_dir / "transfer.json", res, indent=1)
     return res
   reg, meta = stage3.load_regressor(workdir)
-  primary, paths = stage2.feature_sets(workdir)
+  primary, paths = feature_cache.feature_sets(workdir)
   sets = {primary: paths[primary]}
   if c.compare:
     sets.update({k: v for k, v in paths.items() if k != primary})
-  first = stage2.load_feature_set(paths[primary])
+  first = feature_cache.load_feature_set(paths[primary])
   eval_contents = sorted(set(map(str, first.columns.get("content", []))))
   groups = {"transfer": list(images), "stage2/3": eval_contents}
   if config.get("stage1", None) is not None and config.stage1.source == "pristine":
@@ -165,13 +165,13 @@ def run_transfer(config, workdir) -> dict[str, Any]:
   results3 = json.loads((out_dir / "results.json").read_text())
   final = results3.get("final") or {}
   for label, path in sets.items():
-    fs_eval = stage2.load_feature_set(path)
-    model, variables = stage2.backbone_from_feature_set(fs_eval, workdir)
-    fs = stage2.cached_features(workdir, f"{label}_transfer", variables,
-                                fs_eval.info["weights"], source, model=model,
-                                kind=fs_eval.info["identity"]["kind"],
-                                input_scale=fs_eval.info["identity"]["input_scale"],
-                                batch_size=int(c.batch_size), progress=False)
+    fs_eval = feature_cache.load_feature_set(path)
+    model, variables = feature_cache.backbone_from_feature_set(fs_eval, workdir)
+    fs = feature_cache.cached_features(
+        workdir, f"{label}_transfer", variables, fs_eval.info["weights"], source,
+        model=model, kind=fs_eval.info["identity"]["kind"],
+        input_scale=fs_eval.info["identity"]["input_scale"],
+        batch_size=int(c.batch_size), progress=False)
     if label == primary:
       variables_r, hidden, dropout = reg, meta["hidden"], meta["dropout"]
     else:  # the same final fit as the scoring model, on this feature set

@@ -91,8 +91,8 @@ def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
   assert np.isfinite(rec["loss"]) and key in rec
   assert sorted(os.listdir(out / "checkpoints"))
   # Stage 2 reads the backbone alone: the task head (projection, ranking) is dropped.
-  from deepfl_jax.train import stage2
-  v, _ = stage2._stage1_variables(str(tmp_path), "stage1/checkpoints")
+  from deepfl_jax.train import weights
+  v, _ = weights.stage1_variables(str(tmp_path), "stage1/checkpoints")
   assert set(v["params"]) == set(state.params["backbone"])
   assert (v["params"]["Conv_0"]["kernel"].shape
           == state.params["backbone"]["Conv_0"]["kernel"].shape)

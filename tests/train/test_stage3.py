@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from deepfl_jax.metrics import correlation
-from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train import feature_cache, stage3
 
 HIDDEN = (64, 32, 16)
 DIM = 8
@@ -74,8 +74,8 @@ def test_ridge_probe_recovers_linear_target():
 
 
 def _write_feature_set(workdir, label, feats, y, content, metadata):
-  """A Stage 2 cache folder as `stage2.cached_features` writes it."""
-  folder = pathlib.Path(workdir) / stage2.STAGE_DIR / f"{label}-narrow-test"
+  """A Stage 2 cache folder as `feature_cache.cached_features` writes it."""
+  folder = pathlib.Path(workdir) / feature_cache.STAGE_DIR / f"{label}-narrow-test"
   folder.mkdir(parents=True)
   np.save(folder / "features.npy", feats)
   info = {"label": label, "key": "test", "shape": list(feats.shape),
@@ -94,7 +94,7 @@ def test_run_stage3_writes_results(tmp_path):
           "higher_is_better": True}
   sets = {"trained": _write_feature_set(tmp_path, "trained", x, y, content, meta),
           "random": _write_feature_set(tmp_path, "random", noise, y, content, meta)}
-  (tmp_path / stage2.STAGE_DIR / stage2.POINTER).write_text(
+  (tmp_path / feature_cache.STAGE_DIR / feature_cache.POINTER).write_text(
       json.dumps({"primary": "trained", "sets": sets}))
   config = ml_collections.ConfigDict()
   config.stage3 = stage3.default_config()
@@ -155,7 +155,7 @@ def _synthetic_workdir(tmp_path):
   meta = {"name": "synthetic", "score_name": "dmos", "split_kind": "content",
           "higher_is_better": True}
   sets = {"trained": _write_feature_set(tmp_path, "trained", x, y, content, meta)}
-  (tmp_path / stage2.STAGE_DIR / stage2.POINTER).write_text(
+  (tmp_path / feature_cache.STAGE_DIR / feature_cache.POINTER).write_text(
       json.dumps({"primary": "trained", "sets": sets}))
   return x, y, content
 
