@@ -133,7 +133,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "crop_size": _ints_at_least(MIN_SIZE, 2),
           "image_size": _ints_at_least(MIN_SIZE, 2),
           "types": _type_ids(NUM_TYPES),
-          # the pretext tasks (deepfl_jax/pretext, spec pretext.md)
+          # the pretext tasks (deepfl_jax/pretext)
           "task": _one_of(*TASKS), "margin": _num_in(0, float("inf")),
           "rank_head_hidden": _ints_at_least(1), "rank_head_dropout": _rates,
           "mlsp_blocks": lambda v: (None if isinstance(v, (tuple, list)) and all(

@@ -1,7 +1,7 @@
 """Histogram equalisation of the 11 FR proxy scores (Stage-1 targets).
 
 DeepFL-IQA trains on the FR scores after equalising each metric's histogram over the
-training set (spec pipeline.md, Stage 1): the target of a score s of metric m is its
+training set (Lin, Hosu, Saupe 2020, Stage 1): the target of a score s of metric m is its
 empirical CDF, ties averaged, F_m(s) in [0, 1], oriented so that higher = better
 (1 - F_m(s) for MDSI and GMSD, where lower raw scores are better). Every task is then
 roughly uniform on [0, 1] and the MSE weighs the 11 tasks alike.

@@ -1,5 +1,5 @@
 """The embedded default database: "mini-KADID" from photographs that ship with
-scikit-image (spec pipeline.md, "Embedded default").
+scikit-image, so that every stage runs with nothing downloaded.
 
 Every chosen photograph (resized to cover 384 x 512 and centre-cropped) is distorted by
 the engine (`deepfl_jax.distortions.distort`) with all 25 KADID types at all 5 levels,

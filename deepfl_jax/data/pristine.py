@@ -1,7 +1,6 @@
 """Pristine images for Stage 1 when nothing is downloaded, kept apart from the contents
-that Stages 2/3 evaluate and from an independent transfer check (spec pipeline.md,
-"Embedded default"; the paper's protocol: Stage 1 on KADIS-700k's pristine images,
-evaluation on KADID-10k's other contents).
+that Stages 2/3 evaluate and from an independent transfer check (the paper's protocol:
+Stage 1 on KADIS-700k's pristine images, evaluation on KADID-10k's other contents).
 
 Three groups of contents, disjoint by construction (`check_disjoint`):
   * Stage 1 (`stage1_source`): scikit-image's grey photographs as RGB (`GREY_PHOTOS`)

@@ -1,6 +1,6 @@
 """Train / validation / test partitions of an IQA database, as index arrays.
 
-Protocols of DeepFL-IQA (spec pipeline.md, stage 3):
+Evaluation protocols of DeepFL-IQA (Lin, Hosu, Saupe 2020, Stage 3):
   * synthetic databases (KADID-10k, TID2013, LIVE, CSIQ, KADIS-700k): 60/20/20 by
     reference content, so no content is in two parts (KADID: 49/16/16 references);
   * KonIQ-10k: the official training/validation/test sets (7058/1000/2015);

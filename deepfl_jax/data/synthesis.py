@@ -1,6 +1,6 @@
 """Online Stage-1 data: pristine crops -> on-device distortion -> on-device FR labels.
 
-Spec pipeline.md, Stage 1 ("ONLINE synthesis"): instead of a stored KADIS-700k, each
+Stage 1 of DeepFL-IQA with online synthesis: instead of a stored KADIS-700k, each
 step takes random crops of pristine images (host, `pipeline.batches`), and ONE
 compiled program sharded over the devices (`make_program`: `shard_map` over the data
 axis) distorts them with the engine (`distortions.distort_runs`), rounds them to 8

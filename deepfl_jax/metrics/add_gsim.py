@@ -4,9 +4,10 @@ exported as `add_gsim_proxy` (and the `fr_scores` key "add_gsim_proxy") so that 
 never mistaken for the authors' ADD-GSIM.
 
 The ADD source code was not found in any public source and the paper body was not
-available to the implementer, so this is NOT parity ADD-GSIM (spec fr_metrics.md
-section 12, confidence LOW). Higher is better; 1 for identical images (it may exceed 1
-for a contrast-enhanced distorted image, by design of the entropy gain multiplier).
+available to the implementer, so this is NOT parity ADD-GSIM (confidence LOW;
+docs/matlab_parity.md section 4). Higher is better; 1 for identical images (it may
+exceed 1 for a contrast-enhanced distorted image, by design of the entropy gain
+multiplier).
 
 What is taken from the sources [DOC]/[SRC]:
 - The paper (DOI 10.1109/TBC.2015.2511624; abstract and keywords): ADD is a pooling
@@ -16,11 +17,11 @@ What is taken from the sources [DOC]/[SRC]:
   adjuster (FVA) and an entropy gain multiplier (EGM). The paper reports the pooling
   applied to several local measures (ADD-SSIM, ADD-GSIM: photosynthesis-team/piq issue
   #114, still open, i.e. no public port exists there either).
-- The local map is Ke Gu's GSIM (`snw_gsim_index.m`, MMSP 2012, spec 12) [SRC, its use
+- The local map is Ke Gu's GSIM (`snw_gsim_index.m`, MMSP 2012) [SRC, its use
   in ADD-GSIM is R]: grey image, F-rule flavour-A downsampling (as ssim.m), Scharr
   gradients (conv2 'same'), gsim = (2 g1 g2 + 170) / (g1^2 + g2^2 + 170).
 
-What is reconstructed [R] / placeholder [P] (spec section 12 placeholder throughout):
+What is reconstructed [R] / placeholder [P] (the constants are placeholders throughout):
 - Grey: as Gu's GSIM code, MATLAB rgb2gray of the uint8 image, i.e. rounded
   ("rgb2gray_uint8", the default, as for the other grey metrics); "rgb2gray" (unrounded)
   is the option to use when gradients w.r.t. the input are wanted (the rounding makes

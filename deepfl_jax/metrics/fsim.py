@@ -1,10 +1,10 @@
 """FSIM and FSIMc: feature similarity (Zhang, Zhang, Mou, Zhang, TIP 2011; FeatureSIM.m).
 
-Spec fr_metrics.md section 6: YIQ with FeatureSIM's own chroma rows (ops.color.YIQ),
-F-rule flavour-B downsampling, phase congruency by Kovesi's `phasecong2` (log-Gabor
-filters, 4 scales x 4 orientations, noise threshold from the median smallest-scale
-energy), Scharr gradient magnitude, PC-max pooling; FSIMc adds Re((S_I S_Q)^0.03).
-Higher is better (1 for identical images). Symmetric in its two arguments.
+YIQ with FeatureSIM's own chroma rows (ops.color.YIQ), F-rule flavour-B downsampling,
+phase congruency by Kovesi's `phasecong2` (log-Gabor filters, 4 scales x 4 orientations,
+noise threshold from the median smallest-scale energy), Scharr gradient magnitude,
+PC-max pooling; FSIMc adds Re((S_I S_Q)^0.03). Higher is better (1 for identical
+images). Symmetric in its two arguments.
 
 All 16 filters are NumPy float64 constants built once per image size; each image is
 transformed once (one fft2) and all 16 filtered responses come from one batched ifft2.
@@ -22,7 +22,7 @@ from deepfl_jax.metrics import _inputs
 from deepfl_jax.ops import (color, filters, frequency, gradient, matlab, order_stats,
                             similarity)
 
-# phasecong2 settings used by FeatureSIM.m (spec 6.2).
+# phasecong2 settings used by FeatureSIM.m.
 NSCALE, NORIENT = 4, 4
 MIN_WAVELENGTH, MULT, SIGMA_ON_F = 6.0, 2.0, 0.55
 D_THETA_ON_SIGMA, NOISE_K, EPSILON = 1.2, 2.0, 1e-4
@@ -82,9 +82,9 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def phase_congruency(y: jnp.ndarray) -> jnp.ndarray:
   """Kovesi `phasecong2` as called by FeatureSIM.m: (..., H, W) 0..255 -> (..., H, W).
 
-  Guards (spec section 13): amplitudes and the noise threshold use a zero-safe sqrt,
-  and PC := 0 where the total amplitude is below `_AN_FLOOR` (flat regions, where
-  MATLAB divides 0 by 0).
+  Guards (docs/matlab_parity.md section 2): amplitudes and the noise threshold use a
+  zero-safe sqrt, and PC := 0 where the total amplitude is below `_AN_FLOOR` (flat
+  regions, where MATLAB divides 0 by 0).
   """
   rows, cols = y.shape[-2:]
   bank, factor = phasecong_filters(rows, cols)
@@ -124,11 +124,11 @@ def has_structure(y: jnp.ndarray) -> jnp.ndarray:
 def fsim_core(x: jnp.ndarray, y: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
   """(FSIM, FSIMc) of prepared pairs (N, H, W, C) on 0..255, C = 1 or 3 -> two (N,).
 
-  For grey input (C = 1) FeatureSIM.m sets I = Q = 1, so FSIMc == FSIM.
-  Degenerate input (spec section 13): if either luminance image is constant, MATLAB's
-  phase congruency is 0/0 and both scores are NaN; so are ours (Stage 1 masks
-  non-finite targets). Elsewhere PC := 0 where the amplitude sum is below `_AN_FLOOR`,
-  which does not change MATLAB's numbers (see `_AN_FLOOR`).
+  For grey input (C = 1) FeatureSIM.m sets I = Q = 1, so FSIMc == FSIM. Degenerate input
+  (docs/matlab_parity.md section 2): if either luminance image is constant, MATLAB's
+  phase congruency is 0/0 and both scores are NaN; so are ours (Stage 1 masks non-finite
+  targets). Elsewhere PC := 0 where the amplitude sum is below `_AN_FLOOR`, which does
+  not change MATLAB's numbers (see `_AN_FLOOR`).
   """
   n, h, w, c = x.shape
   f = matlab.downsample_factor(h, w)

@@ -2,11 +2,11 @@
 
 `fr_scores` validates once, converts once to the MATLAB 0..255 scale and calls every
 metric's `*_core` inside a single `jax.jit`, so XLA compiles one program for the batch
-and shares the work the metrics have in common (colour conversions, F-rule
-downsampling, Gaussian and gradient filters appear once in the fused graph).
-Output order is the KADIS-700k score file's: SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIM(c),
-GMSD, SFF, SCQI, ADD-GSIM, SR-SIM (spec distortions.md). SC-QI and ADD-GSIM are our
-reconstructions and carry the keys "scqi_proxy" and "add_gsim_proxy".
+and shares the work the metrics have in common (colour conversions, F-rule downsampling,
+Gaussian and gradient filters appear once in the fused graph). Output order is the
+KADIS-700k score file's columns: SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIM(c), GMSD, SFF,
+SCQI, ADD-GSIM, SR-SIM. SC-QI and ADD-GSIM are our reconstructions and carry the keys
+"scqi_proxy" and "add_gsim_proxy".
 
 Degenerate pairs: where MATLAB computes 0/0 (a constant image for FSIMc, VSI and SR-SIM;
 a constant reference for IW-SSIM and SFF) the score is NaN, as MATLAB's; the Stage 1

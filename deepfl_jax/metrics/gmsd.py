@@ -1,6 +1,6 @@
 """GMSD: gradient magnitude similarity deviation (Xue, Zhang, Mou, Bovik, TIP 2014).
 
-Follows GMSD.m (spec fr_metrics.md section 7): fixed 2x flavour-B downsampling
+Follows GMSD.m: fixed 2x flavour-B downsampling
 (conv2 'same' with ones(2)/4, zero boundary, every second sample), Prewitt gradients
 dx = [1 0 -1; 1 0 -1; 1 0 -1]/3 and dy = dx^T with conv2 'same', the gradient magnitude
 similarity GMS = (2 g1 g2 + T)/(g1^2 + g2^2 + T) with T = 170 (0..255 scale), pooled

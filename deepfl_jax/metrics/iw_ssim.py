@@ -1,7 +1,7 @@
 """IW-SSIM: information content weighted SSIM (Wang & Li, TIP 2011).
 
 Follows iwssim.m with scale_quality_maps.m, info_content_weight_map.m, imenlarge2.m and
-matlabPyrTools' buildLpyr(im, 5) (spec fr_metrics.md section 4):
+matlabPyrTools' buildLpyr(im, 5):
 
 1. 5-level Laplacian pyramid of both images (binom5 filter sqrt(2)/16 (1 4 6 4 1),
    'reflect1' edges): bands 1..4 are Laplacian, band 5 the low-pass residual.
@@ -269,10 +269,11 @@ def iw_ssim(reference, distorted, *,
   Returns:
     (N,) IW-SSIM, higher is better (1 for identical images); NaN for a constant
     reference (MATLAB inverts a zero covariance there). Guards against MATLAB's other
-    NaN/Inf cases (spec section 13): the neighbourhood covariance gets a tiny ridge
-    (relative 1e-12 of its mean eigenvalue plus 1e-20) so singular (flat) reference
-    bands stay finite; a band whose weights are all zero is pooled with uniform
-    weights; a negative pooled factor gives the real part of the principal power.
+    NaN/Inf cases (docs/matlab_parity.md section 2): the neighbourhood covariance gets a
+    tiny ridge (relative 1e-12 of its mean eigenvalue plus 1e-20) so singular (flat)
+    reference bands stay finite; a band whose weights are all zero is pooled with
+    uniform weights; a negative pooled factor gives the real part of the principal
+    power.
   """
   x, y = _inputs.prepare_pair(reference, distorted, "iw_ssim", channels=(1, 3),
                               min_size=MIN_SIZE)

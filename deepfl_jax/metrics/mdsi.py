@@ -1,10 +1,9 @@
 """MDSI: Mean Deviation Similarity Index (Ziaei Nafchi et al., IEEE Access 2016).
 
-Follows MDSI.m (MATLAB File Exchange #59809) as described in spec fr_metrics.md
-section 8: F-rule flavour-B downsampling of R, G, B; L/H/M opponent channels; Prewitt
-gradient similarities with the fused luminance; chromaticity similarity; 'sum' or 'mult'
-combination; deviation pooling of the principal fourth root. LOWER is better (0 for
-identical images, typically 0.2..0.5).
+Follows MDSI.m (MATLAB File Exchange #59809): F-rule flavour-B downsampling of R, G, B;
+L/H/M opponent channels; Prewitt gradient similarities with the fused luminance;
+chromaticity similarity; 'sum' or 'mult' combination; deviation pooling of the principal
+fourth root. LOWER is better (0 for identical images, typically 0.2..0.5).
 """
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ from deepfl_jax.ops import filters, gradient, matlab
 
 Combination = Literal["sum", "mult"]
 
-# Rows L, H, M of MDSI.m (spec 1.3); not YIQ.
+# Rows L, H, M of MDSI.m (docs/matlab_parity.md 1.3); not YIQ.
 LHM = np.array([[0.2989, 0.5870, 0.1140],
                 [0.30, 0.04, -0.35],
                 [0.34, -0.60, 0.17]])

@@ -4,8 +4,8 @@ mistaken for the authors' SC-QI.
 
 The original SC-QI MATLAB code (announced at https://sites.google.com/site/sunghobaecv/iqa)
 was not found in any public source, and the paper body was not available to the
-implementer, so this module is NOT MATLAB-parity SC-QI (spec fr_metrics.md section 11,
-confidence LOW). Higher is better; 1 for identical images.
+implementer, so this module is NOT MATLAB-parity SC-QI (confidence LOW; docs/matlab_parity.md
+section 4). Higher is better; 1 for identical images.
 
 What is taken from the papers [DOC] (abstracts / bibliographic records found by search):
 - Bae & Kim, "A Novel Image Quality Assessment With Globally and Locally Consilient
@@ -22,21 +22,22 @@ What is taken from the papers [DOC] (abstracts / bibliographic records found by 
   contrast sensitivity function (CSF) and is designed for any transform block size.
 
 What is reconstructed [R] (the form is inferred from those statements; the constants
-are placeholders [P] from spec section 11, to be re-tuned if SC-QI scores are obtained):
-- Colour: Y, I, Q of FeatureSIM.m (spec 1.3) after F-rule flavour-B downsampling [P].
+are placeholders [P] (starting values), to be re-tuned if SC-QI scores are obtained):
+- Colour: Y, I, Q of FeatureSIM.m (docs/matlab_parity.md 1.3) after F-rule flavour-B
+  downsampling [P].
 - Local 4 x 4 orthonormal DCT-II of Y on every 4 x 4 window (stride 1, VALID) [P];
   15 AC coefficients c.
 - Contrast intensity Cn = sqrt(mean c^2); structureness = kurtosis
   K = mean c^4 / (mean c^2)^2 (high for a few dominant coefficients = structured edge,
-  low for spread-out energy = texture/noise); SCI = Cn / K [P: spec placeholder].
-- Contrast-sensitivity feature [R, replaces the spec placeholder's unweighted S2 when
+  low for spread-out energy = texture/noise); SCI = Cn / K [P: placeholder].
+- Contrast-sensitivity feature [R, replaces the placeholder's unweighted S2 when
   `csf=True`, the default]: Ccsf = sqrt(mean (w c)^2) with w(u, v) the Mannos-Sakrison
   CSF A(f) = 2.6 (0.0192 + 0.114 f) exp(-(0.114 f)^1.1) at the DCT basis frequency
   f = sqrt(u^2 + v^2) / (2 * 4) cycles/pixel, converted to cycles/degree for a viewing
   distance of 3 picture heights (original image height) and the downsampling factor,
   normalised so that mean(w^2) = 1 over the AC set. The CSF model and the viewing
   distance are choices of this reconstruction, not the paper's. `csf=False` gives the
-  spec placeholder's S2 on Cn.
+  placeholder's S2 on Cn.
 - Similarities S1 = (2 SCI_x SCI_y + c1)/(SCI_x^2 + SCI_y^2 + c1) (c1 = 1 [P]) and
   S2 likewise on Ccsf (or Cn) with c2 = 10 [P].
 - Chroma: S3 = 4 x 4 box mean (VALID, the same windows) of the FSIMc-style product
@@ -73,7 +74,7 @@ from deepfl_jax.ops import color, filters, gradient, matlab, similarity
 from deepfl_jax.ops.frequency import dct_matrix
 
 BLOCK = 4
-C1, C2, C3 = 1.0, 10.0, 200.0      # [P] spec section 11 starting values (0..255 scale)
+C1, C2, C3 = 1.0, 10.0, 200.0      # [P] placeholder starting values (0..255 scale)
 C0 = (0.01 * 255.0) ** 2           # [R] luminance constant, SSIM's C1
 CHROMA_EXPONENT = 0.03             # FSIMc's lambda
 VIEWING_DISTANCE = 3.0             # [R] picture heights, for the CSF weights
@@ -176,7 +177,7 @@ def scqi_proxy(reference, distorted, *, csf: bool = True) -> jnp.ndarray:
       accepted (no chroma term).
     distorted: same shape. The index is symmetric in its two arguments.
     csf: weight the contrast feature by the reconstructed CSF (default); False gives
-      the spec section 11 placeholder (plus the luminance term).
+      the placeholder's unweighted S2 (plus the luminance term).
 
   Input class and conversion: the original code is unavailable; we assume, as for the
   other colour metrics, RGB doubles 0..255 (double() of uint8 `imread` images, no

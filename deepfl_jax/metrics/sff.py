@@ -1,25 +1,25 @@
 """SFF: sparse feature fidelity (Chang, Yang, Gan, Wang, IEEE TIP 2013; SFF.m v2.0).
 
-Spec fr_metrics.md section 10.1. Non-overlapping 8x8 RGB blocks (0..255, no colour
+Follows SFF.m's scoring. Non-overlapping 8x8 RGB blocks (0..255, no colour
 conversion) are centred and projected on an 8 x 192 ICA feature detector W; a feature
 term over blocks selected by error and response strength is combined with a term on the
 block means. Higher is better (1 for identical images). Asymmetric: the reference's
 responses decide which blocks count.
 
 The feature detector. `w=None` uses `data/sff_w.npy`, which this project LEARNED itself
-(`learn_sff_w.py`, spec 10.2 procedure: 8x8 colour patches, DC removal, PCA whitening to
-8 dimensions, symmetric FastICA with tanh, fixed seed) from colour photographs shipped
-with scikit-image (astronaut, coffee, chelsea, rocket, motorcycle_left), because the
-authors' W.mat (trained on their 9 JPEGs with MATLAB's legacy RNG) is not redistributed
-here. Ours is a different basis of the same kind (whitening, sparse outputs), but not the
-same matrix: on the TID2013 pair SFF(I01, i01_01_5) it gives 0.969610 against 0.968490
-with the released W (spec 16), i.e. +1.1e-3 (feature term SFF_f +5.6e-3; the luminance
-term does not involve W and agrees to 1e-12). Retraining on the authors' own images moves
-SFF by ~5e-4 (spec 10.2); retraining ours with seeds 0..15 spans -3e-4 .. +1.8e-3. One
-of our 8 outputs is a colour-opponent block mean with ~0 excess kurtosis (the released
-W's outputs are all super-Gaussian on its data). Scores are therefore comparable
-across this project but not digit-for-digit with published SFF numbers; for those pass
-`w="path/to/W.mat"`.
+(`tools/learn_sff_w.py`, TrainW.m's procedure (docs/matlab_parity.md section 5): 8x8
+colour patches, DC removal, PCA whitening to 8 dimensions, symmetric FastICA with tanh,
+fixed seed) from colour photographs shipped with scikit-image (astronaut, coffee,
+chelsea, rocket, motorcycle_left), because the authors' W.mat (trained on their 9 JPEGs
+with MATLAB's legacy RNG) is not redistributed here. Ours is a different basis of the
+same kind (whitening, sparse outputs), but not the same matrix: on the TID2013 pair
+SFF(I01, i01_01_5) it gives 0.969610 against 0.968490 with the released W (a NumPy-port
+value), i.e. +1.1e-3 (feature term SFF_f +5.6e-3; the luminance term does not involve W
+and agrees to 1e-12). Retraining on the authors' own images moves SFF by ~5e-4;
+retraining ours with seeds 0..15 spans -3e-4 .. +1.8e-3. One of our 8 outputs is a
+colour-opponent block mean with ~0 excess kurtosis (the released W's outputs are all
+super-Gaussian on its data). Scores are therefore comparable across this project but not
+digit-for-digit with published SFF numbers; for those pass `w="path/to/W.mat"`.
 
 Ties: uint8 images give many exactly tied block-mean differences at the median. MATLAB
 breaks them by double rounding of sum/192; `sff_core` reproduces that (true division,

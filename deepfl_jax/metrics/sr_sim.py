@@ -1,9 +1,9 @@
 """SR-SIM: spectral-residual based similarity (Zhang & Li, ICIP 2012; SR_SIM.m).
 
-Spec fr_metrics.md section 9: Y channel (0.299 R + 0.587 G + 0.114 B) or the grey image,
-F-rule flavour-B downsampling, spectral-residual saliency (Hou & Zhang) at scale 0.25,
-Scharr gradient similarity, saliency-weighted pooling. Higher is better (1 for
-identical images). Symmetric.
+Y channel (0.299 R + 0.587 G + 0.114 B) or the grey image, F-rule flavour-B
+downsampling, spectral-residual saliency (Hou & Zhang) at scale 0.25, Scharr gradient
+similarity, saliency-weighted pooling. Higher is better (1 for identical images).
+Symmetric.
 """
 from __future__ import annotations
 

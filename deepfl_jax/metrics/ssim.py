@@ -1,4 +1,4 @@
-"""SSIM and MS-SSIM with MATLAB parity (spec fr_metrics.md sections 2 and 3).
+"""SSIM and MS-SSIM with MATLAB parity (Wang et al., TIP 2004; ssim.m and msssim.m).
 
 - `ssim`: Wang's ssim.m "SSIM Index with automatic downsampling, v1.0" (2009): F-rule
   pre-downsampling (flavour A), 11x11 Gaussian window (sigma 1.5) in 'valid' mode,
@@ -70,7 +70,7 @@ def weighted_product(values: jnp.ndarray, weights) -> jnp.ndarray:
 
   MATLAB raises a negative base to a non-integer power as the principal complex value
   |b|^p exp(i pi p); the product's real part is prod|v|^w * cos(pi * sum of w over the
-  negative v) (spec sections 3 and 13, project choice [P]). Computed as
+  negative v) (project choice, docs/matlab_parity.md section 2). Computed as
   exp(sum w log|v|) with a double `where`, so a zero base gives 0 with a finite (zero)
   gradient instead of NaN.
   """

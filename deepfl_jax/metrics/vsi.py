@@ -1,11 +1,11 @@
 """VSI: visual saliency-induced index (Zhang, Shen, Li, TIP 2014; VSI.m with SDSP).
 
-Spec fr_metrics.md section 5, MATLAB semantics (not piq's emulation of the Octave run):
-SDSP saliency (bilinear MATLAB `imresize` to 256 x 256 with antialiasing, SDSP's own
-CIELAB, log-Gabor on the Kovesi grid, centre and warm-colour priors, bilinear resize
-back, mat2gray), LMN colour space, F-rule flavour-B downsampling, Scharr gradient
-magnitude, saliency-max pooling with Re((S_M S_N)^0.02). Higher is better (1 for
-identical images). Symmetric in its two arguments. Grey input is replicated to RGB.
+MATLAB semantics (not piq's emulation of the Octave run): SDSP saliency (bilinear MATLAB
+`imresize` to 256 x 256 with antialiasing, SDSP's own CIELAB, log-Gabor on the Kovesi
+grid, centre and warm-colour priors, bilinear resize back, mat2gray), LMN colour space,
+F-rule flavour-B downsampling, Scharr gradient magnitude, saliency-max pooling with
+Re((S_M S_N)^0.02). Higher is better (1 for identical images). Symmetric in its two
+arguments. Grey input is replicated to RGB.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ C_VS, C_GM, C_CHROM, ALPHA, LAMBDA = 1.27, 386.0, 130.0, 0.40, 0.020
 # SDSP parameters as VSI passes them (not SDSP.m's standalone defaults).
 SIGMA_F, OMEGA_0, SIGMA_D, SIGMA_C = 1.34, 0.021, 145.0, 0.001
 SDSP_SIZE = 256
-# Rows L, M, N of VSI.m (spec 1.3).
+# Rows L, M, N of VSI.m (docs/matlab_parity.md 1.3).
 LMN = np.array([[0.06, 0.63, 0.27],
                 [0.30, 0.04, -0.35],
                 [0.34, -0.60, 0.17]])
@@ -57,7 +57,7 @@ def rgb2lab_sdsp_d50(rgb: jnp.ndarray) -> jnp.ndarray:
 
   A variant of the standard conversion: sRGB->XYZ with the D65 matrix, but divided by
   the rounded D50 white (0.9642, 1, 0.8251); f(t) = t^(1/3) above 0.008856, else
-  (903.3 t + 16) / 116; no clamping (spec 5.2 step 2).
+  (903.3 t + 16) / 116; no clamping (SDSP's RGB2Lab).
   """
   return jnp.stack(_lab_planes(rgb[..., 0], rgb[..., 1], rgb[..., 2]), axis=-1)
 
@@ -125,9 +125,10 @@ def sdsp(x: jnp.ndarray, *, with_validity: bool = False):
 def vsi_core(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   """VSI of prepared pairs (N, H, W, C) on 0..255, C = 1 (replicated) or 3 -> (N,).
 
-  Degenerate input (spec section 13): NaN where either image's SDSP saliency is 0/0 in
-  MATLAB (constant a* or b* after the 256 x 256 resize, e.g. any flat image, or a
-  constant saliency map), as MATLAB returns; Stage 1 masks non-finite targets.
+  Degenerate input (docs/matlab_parity.md section 2): NaN where either image's SDSP
+  saliency is 0/0 in MATLAB (constant a* or b* after the 256 x 256 resize, e.g. any flat
+  image, or a constant saliency map), as MATLAB returns; Stage 1 masks non-finite
+  targets.
   """
   x, y = _inputs.rgb(x), _inputs.rgb(y)
   n, h, w, _ = x.shape

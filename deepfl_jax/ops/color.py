@@ -1,5 +1,6 @@
 """Colour transforms on channel-last arrays (..., 3), any linear scale (0..1 or 0..255)
-unless stated. Matrices follow the MATLAB codes named in spec fr_metrics.md 1.3."""
+unless stated. Matrices follow the MATLAB codes named below (docs/matlab_parity.md
+section 1.3)."""
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -1,8 +1,8 @@
 """2-D filtering with MATLAB window semantics, on arrays of shape (..., H, W).
 
-MATLAB and SciPy disagree on where an even kernel sits ('same' of [1 2 3] with [1 1]
-is [3 5 3] in MATLAB, [1 3 5] in SciPy), so nothing here uses a library 'same' mode:
-every function pads explicitly and runs a VALID correlation (spec section 1.5).
+MATLAB and SciPy disagree on where an even kernel sits ('same' of [1 2 3] with [1 1] is
+[3 5 3] in MATLAB, [1 3 5] in SciPy), so nothing here uses a library 'same' mode: every
+function pads explicitly and runs a VALID correlation (docs/matlab_parity.md 1.5).
 
 - `correlate(x, k, boundary, anchor)`: the one primitive. out[r] = sum_u k[u] x[r+u-a].
 - `imfilter(x, k, boundary)`: MATLAB imfilter (correlation, 'same', a = (k-1) // 2).
@@ -136,7 +136,7 @@ def conv2(x: jnp.ndarray, kernel, shape: Literal["same", "valid", "full"] = "ful
 
 def avg_subsample(x: jnp.ndarray, factor: int,
                   flavour: Literal["A", "B"]) -> jnp.ndarray:
-  """F x F mean, then every F-th row and column (spec section 1.4): (..., H, W) ->
+  """F x F mean, then every F-th row and column (docs/matlab_parity.md 1.4): (..., H, W) ->
   (..., ceil(H/F), ceil(W/F)).
 
   Flavour "A" is ssim.m's `imfilter(x, ones(F)/F^2, 'symmetric')` followed by

@@ -1,5 +1,6 @@
-"""Frequency grids for the FFT-domain filters of FeatureSIM.m and VSI (spec 1.8), and
-the DCT-II basis matrix (SC-QI block DCT, the block-DCT denoiser)."""
+"""Frequency grids for the FFT-domain filters of FeatureSIM.m and VSI (Kovesi's grid,
+docs/matlab_parity.md section 1.8), and the DCT-II basis matrix (SC-QI block DCT, the
+block-DCT denoiser)."""
 from __future__ import annotations
 
 import numpy as np

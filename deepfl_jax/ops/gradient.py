@@ -1,7 +1,7 @@
 """Gradient-magnitude filters and gradient-safe powers shared by the metrics.
 
 The kernels are the ones of GMSD.m / MDSI.m (Prewitt, /3) and VSI / SR_SIM.m (Scharr,
-/16), applied with MATLAB `conv2(x, k, 'same')` (zero padding, spec sections 5, 7, 9).
+/16), applied with MATLAB `conv2(x, k, 'same')` (zero padding) as those codes do.
 The flip of conv2 only changes the sign of each response, so magnitudes are unaffected.
 
 `safe_sqrt` / `safe_pow` use the double-`where` trick: the value is exact, and the

@@ -1,4 +1,4 @@
-"""MATLAB numerical conventions that decide parity (spec fr_metrics.md, section 1).
+"""MATLAB numerical conventions that decide parity (docs/matlab_parity.md, section 1).
 
 Kernel builders run in NumPy float64 at trace time (shapes are static) and return
 constants; reductions are JAX functions over the trailing image axes.

@@ -1,4 +1,4 @@
-"""MATLAB `imresize` as two matrix products (spec fr_metrics.md section 1.7).
+"""MATLAB `imresize` as two matrix products (docs/matlab_parity.md section 1.7).
 
 The per-axis interpolation matrices are built in NumPy float64 at trace time (sizes are
 static) and applied with einsum, so the result equals MATLAB's separable resize on

@@ -1,4 +1,4 @@
-"""Alternative Stage 1 pretext tasks (spec pretext.md), beside DeepFL-IQA's FR proxies.
+"""Alternative Stage 1 pretext tasks, beside DeepFL-IQA's FR proxies.
 
 - `ranking`: RankIQA's efficient Siamese ranking loss (Liu, van de Weijer, Bagdanov,
   ICCV 2017) and "ranking_mlsp" (the same loss on a head over MLSP features).

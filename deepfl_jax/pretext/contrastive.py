@@ -1,5 +1,4 @@
-"""Quality-aware contrastive pretraining, QPT (Zhao, Yuan, Sun, Li, Wen, CVPR 2023;
-spec pretext.md A).
+"""Quality-aware contrastive pretraining, QPT (Zhao, Yuan, Sun, Li, Wen, CVPR 2023).
 
 Batch layout (per process, content-major): for each of C pristine crops ("contents"),
 K distinct degradations (`degradations.sample`), and of each degraded image two views

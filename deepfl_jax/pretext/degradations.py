@@ -1,4 +1,4 @@
-"""QPT's degradation space from the engine's own operations (spec pretext.md A).
+"""QPT's degradation space (Zhao et al., CVPR 2023) from the engine's own operations.
 
 A degradation is a list of steps (op, parameter) applied in order to one image:
 

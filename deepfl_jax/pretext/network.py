@@ -1,4 +1,4 @@
-"""Backbone + task head for the pretext tasks (spec pretext.md).
+"""Backbone + task head for the pretext tasks (ranking, contrastive).
 
 The head reads either the pooled final features ("final": global average pool of
 InceptionResNetV2's conv_7b output, 1536-d at full width; RankIQA's scalar head sits on

@@ -1,5 +1,6 @@
-"""RankIQA's ranking pretext task (Liu, van de Weijer, Bagdanov, ICCV 2017; spec
-pretext.md B and C).
+"""RankIQA's ranking pretext task (Liu, van de Weijer, Bagdanov, ICCV 2017), and
+its variant on multi-level features ("Learning from Rankings with Multi-level Features
+for No-Reference IQA": the ranking head reads MLSP features).
 
 A batch holds groups: one pristine crop (level 0) and its KADID levels 1..5 of one
 distortion type (type uniform per group). The "efficient Siamese" loss runs ONE forward

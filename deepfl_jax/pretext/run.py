@@ -1,4 +1,4 @@
-"""Stage 1 with an alternative pretext task (`config.stage1.task`, spec pretext.md).
+"""Stage 1 with an alternative pretext task (`config.stage1.task`: ranking, contrastive).
 
 Same backbone, data sources, data-parallel step, loop, checkpoints and logs as the FR
 proxy task (`train.stage1`); only the head, the batches and the loss differ:

@@ -7,7 +7,7 @@ Config section `config.optim` (see `deepfl_jax.train.config.default_train_config
   end_factor: final rate of the cosine as a fraction of the peak; boundaries, decay:
   step schedule (rate *= decay at each step in boundaries, counted from the start).
 DeepFL-IQA's paper does not state its Stage 1 optimiser settings beyond Adam, so these
-are config values (spec pipeline.md, Stage 1), not constants.
+are config values, not constants.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Stage 1 of DeepFL-IQA: InceptionResNetV2 + multi-task head on narrow MLSP, MSE on the
-11 histogram-equalised FR proxies (Lin, Hosu, Saupe 2020; spec pipeline.md, Stage 1).
+11 histogram-equalised FR proxies (Lin, Hosu, Saupe 2020, Stage 1).
 
 The released model's name ("quality-mlsp-mtl-mse-loss") puts the multi-task head on
 the MLSP vector: backbone taps -> global average pools (16,928) -> MLSP head -> 11.
@@ -229,7 +229,7 @@ def run_stage1(config, workdir: str):
 
   c, m = config.stage1, config.model
   init_from = check_init_from(m.get("init_from", ""))  # before any data work
-  if c.get("task", "fr_proxies") != "fr_proxies":  # ranking / contrastive (pretext.md)
+  if c.get("task", "fr_proxies") != "fr_proxies":  # ranking / contrastive (deepfl_jax/pretext)
     from deepfl_jax.pretext import run as pretext_run
     return pretext_run.run_pretext(config, workdir)
   out = os.path.join(workdir, "stage1")

@@ -16,7 +16,7 @@ SIZE = (64, 96)
 TYPES = (1, 11, 23)          # Gaussian blur, white noise, colour block (stochastic)
 PHOTOS = ("astronaut", "coffee", "rocket")
 # KADID-10k types whose mean DMOS is not ordered by level: colour shift (levels 4 and 5
-# tie), mean shift and contrast change (level 3 is best; spec distortions.md).
+# tie), mean shift and contrast change (level 3 is best; KADID-10k's dmos.csv).
 NOT_MONOTONE = {5, 18, 25}
 
 

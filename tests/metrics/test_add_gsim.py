@@ -1,6 +1,6 @@
 """ADD-GSIM reconstruction (deepfl_jax.metrics.add_gsim).
 
-The ADD code and ADD-GSIM scores are unavailable (spec fr_metrics.md section 12), so
+The ADD code and ADD-GSIM scores are unavailable (docs/matlab_parity.md section 4), so
 there is no golden value. These tests check (a) the GSIM map and the MS + RW pooling
 against straightforward NumPy/SciPy evaluations of the documented formulas, and (b)
 the behaviour the paper's abstract and keywords describe for each part: ranking-based

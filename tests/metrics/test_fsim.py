@@ -1,4 +1,4 @@
-"""FSIM / FSIMc against the MATLAB goldens of spec fr_metrics.md section 15.
+"""FSIM / FSIMc against the MATLAB goldens (docs/matlab_parity.md section 3).
 
 FeatureSIM(imageRef, imageDis) is symmetric; the goldens were recorded as
 FeatureSIM(goldhill_jpeg, goldhill) and FeatureSIM(i01_01_5, I01) (distorted image in
@@ -13,7 +13,7 @@ import numpy as np
 # The package namespace re-exports the function `fsim`, which hides the module.
 fsim_lib = importlib.import_module("deepfl_jax.metrics.fsim")
 
-# MATLAB goldens (5 digits, spec 15) and the spec author's NumPy-port values (7 digits).
+# MATLAB goldens (5 digits) and an independent NumPy port's values (7 digits).
 GOLDHILL, GOLDHILL_PORT = 0.89691, 0.8969130
 I01_FSIM, I01_FSIM_PORT = 0.93674, 0.9367379
 I01_FSIMC, I01_FSIMC_PORT = 0.92587, 0.9258712

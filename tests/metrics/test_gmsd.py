@@ -1,5 +1,5 @@
-"""GMSD (deepfl_jax.metrics.gmsd) against the MATLAB goldens of spec fr_metrics.md
-section 15 (recorded in piq's tests)."""
+"""GMSD (deepfl_jax.metrics.gmsd) against the MATLAB goldens recorded in piq's
+tests (docs/matlab_parity.md section 3)."""
 import importlib
 
 import numpy as np

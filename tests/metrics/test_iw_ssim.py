@@ -1,5 +1,5 @@
-"""IW-SSIM (deepfl_jax.metrics.iw_ssim) against spec fr_metrics.md sections 4, 15 (MATLAB
-goldens recorded in piq's tests) and 16 (NumPy-port cross-checks)."""
+"""IW-SSIM (deepfl_jax.metrics.iw_ssim) against the MATLAB goldens
+recorded in piq's tests and NumPy-port cross-checks (docs/matlab_parity.md section 3)."""
 import importlib
 
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ def test_matlab_golden_goldhill_and_port_crosscheck_swapped(golden, x64):
   v = np.asarray(iw_ssim(golden["goldhill"], golden["goldhill_jpeg"]))
   assert v.shape == (1,) and v.dtype == np.float64
   np.testing.assert_allclose(v, [0.886297251092821], rtol=0, atol=1e-8)
-  # NumPy-port cross-check (spec 16, NOT a MATLAB golden): swapped roles. Also shows
+  # NumPy-port cross-check (NOT a MATLAB golden): swapped roles. Also shows
   # the metric is asymmetric, as iwssim.m is.
   swapped = iw_ssim(golden["goldhill_jpeg"], golden["goldhill"])
   np.testing.assert_allclose(swapped, [0.886254404583], rtol=0, atol=1e-6)
@@ -27,7 +27,7 @@ def test_matlab_golden_tid2013_and_port_crosscheck_correct_roles(golden, x64):
   # iwssim(oimg = Y(i01_01_5), img = Y(I01)), Y = 0.299 R + 0.587 G + 0.114 B.
   v = iw_ssim(golden["i01_01_5"], golden["I01"], color_mode="luma")
   np.testing.assert_allclose(v, [0.946804801436296], rtol=0, atol=1e-8)
-  # NumPy-port cross-check (spec 16, NOT a MATLAB golden): the correct roles.
+  # NumPy-port cross-check (NOT a MATLAB golden): the correct roles.
   correct = iw_ssim(golden["I01"], golden["i01_01_5"], color_mode="luma")
   np.testing.assert_allclose(correct, [0.946239578523], rtol=0, atol=1e-6)
 

@@ -1,4 +1,5 @@
-"""MDSI against the MATLAB goldens of spec fr_metrics.md section 15 (MDSI.m roles)."""
+"""MDSI against the MATLAB goldens of MDSI.m, roles as recorded (docs/matlab_parity.md
+section 3)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,7 @@ def test_matlab_goldens(golden, x64, ref, dist, comb, want):
 
 
 def test_roles_are_asymmetric(golden, x64):
-  """Swapping Ref and Dist gives the spec's cross-check 0.356619425783, not 0.3959."""
+  """Swapping Ref and Dist gives the NumPy port's cross-check 0.356619425783, not 0.3959."""
   swapped = float(mdsi(golden["goldhill_jpeg"], golden["goldhill"])[0])
   assert abs(swapped - 0.356619425783) < 1e-6
 
@@ -35,7 +36,8 @@ def test_grey_is_replicated_rgb(golden, x64):
 
 
 def test_float32_close_to_float64(golden):
-  """The fourth-root pooling is precision-sensitive (spec 1.1): measured, not assumed."""
+  """The fourth-root pooling is precision-sensitive (docs/matlab_parity.md 1.1):
+  measured, not assumed."""
   ref, dist = golden["I01"], golden["i01_01_5"]
   got32 = float(mdsi(ref, dist)[0])
   assert abs(got32 - 0.338972600511665) < 2e-5

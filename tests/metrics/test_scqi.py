@@ -1,6 +1,6 @@
 """SC-QI reconstruction (deepfl_jax.metrics.scqi).
 
-The original SC-QI code and scores are unavailable (spec fr_metrics.md section 11), so
+The original SC-QI code and scores are unavailable (docs/matlab_parity.md section 4), so
 there is no golden value. These tests check instead (a) that the implementation computes
 exactly the documented formula (a slow NumPy reference, window by window), and (b) the
 properties the papers state: identical images score 1; brightness changes lower the
@@ -57,7 +57,7 @@ def reference_scqi(x255, y255, csf):
 
 @pytest.mark.parametrize("csf", [False, True])
 def test_matches_documented_formula(x64, csf):
-  """The spec 11 placeholder (csf=False) and the CSF variant, against a slow NumPy
+  """The placeholder form (csf=False) and the CSF variant, against a slow NumPy
   reference on a 14x17 crop (float64, 1e-10)."""
   x = _images.small_photos()[0, 40:54, 60:77].astype(np.float64)
   y = noisy(x, 0.05, seed=3).astype(np.float64)

@@ -1,9 +1,10 @@
-"""SFF (spec fr_metrics.md section 10) and the project-learned feature detector W.
+"""SFF (Chang et al., TIP 2013; SFF.m) and the project-learned feature detector W.
 
-No MATLAB golden exists for SFF. Checks: a literal NumPy transcription of the spec's
-SFF.m description, the spec's port cross-checks (the luminance term does not depend on
-W, so it is checked exactly), the properties the spec states for W, and the effect of
-our own W compared with the authors' released W.mat.
+No MATLAB golden exists for SFF. Checks: a literal NumPy transcription of SFF.m's
+scoring, the NumPy port's cross-checks (docs/matlab_parity.md section 3; the luminance
+term does not depend on W, so it is checked exactly), the properties of W
+(docs/matlab_parity.md section 5), and the effect of our own W compared with the
+authors' released W.mat.
 """
 import importlib
 import json
@@ -23,16 +24,16 @@ learn_lib = importlib.import_module("deepfl_jax.metrics.learn_sff_w")
 # Spec section 16 (NumPy port with the authors' W.mat): SFF(I01, i01_01_5).
 RELEASED_W_SFF = 0.968489952106
 RELEASED_W_SFF_M = 0.996992049117
-# Our W is trained on other images (learn_sff_w.py). Retraining it with seeds 0..15
+# Our W is trained on other images (tools/learn_sff_w.py). Retraining it with seeds 0..15
 # (same images and settings) moved SFF(I01, i01_01_5) by -3.1e-4 .. +1.81e-3 from the
 # released-W value (mean +6.0e-4, sd 5.7e-4); the shipped seed 0 gives +1.12e-3 (SFF_f
-# +5.6e-3). The band covers that whole range with ~40 % margin; the spec's retraining on
-# the authors' own images moved it by +1.4e-4 .. +5.0e-4.
+# +5.6e-3). The band covers that whole range with ~40 % margin; retraining on the authors'
+# own images moved it by +1.4e-4 .. +5.0e-4.
 RELEASED_W_BAND = 2.5e-3
 
 
 def literal_sff(ir, id_, w):
-  """SFF.m as spec 10.1 words it, with explicit block loops (small images only)."""
+  """SFF.m's scoring with explicit block loops (small images only)."""
   ir, id_ = ir.astype(np.float64), id_.astype(np.float64)
   p = int(round(np.sqrt(w.shape[1] / 3)))
   h, wd = ir.shape[:2]
@@ -163,7 +164,7 @@ def test_user_w_is_used(golden, tmp_path, x64):
   w = sff_lib.load_w()
   base = float(sff(ref, dist, w=w)[0])
   assert base == float(sff(ref, dist)[0])
-  # SFF is invariant to sign flips and permutations of W's rows (spec 10.2) ...
+  # SFF is invariant to sign flips and permutations of W's rows ...
   flipped = (w * np.array([1, -1, 1, 1, -1, 1, -1, 1])[:, None])[::-1]
   assert abs(float(sff(ref, dist, w=flipped)[0]) - base) < 1e-12
   # ... but not to another detector.

@@ -1,4 +1,4 @@
-"""SR-SIM against the MATLAB goldens of spec fr_metrics.md section 15 (SR_SIM.m)."""
+"""SR-SIM against the MATLAB goldens of SR_SIM.m (docs/matlab_parity.md section 3)."""
 import importlib
 
 import jax
@@ -28,8 +28,8 @@ def test_matlab_goldens(golden, x64, a, b, size, want):
 
 
 def test_even_kernel_window_matters(golden, x64, monkeypatch):
-  """The SciPy-centred 10x10 window (5 before, 4 after) misses the golden (spec 9), so
-  the golden test above really checks MATLAB's anchor."""
+  """The SciPy-centred 10x10 window (5 before, 4 after) misses the golden
+  (docs/matlab_parity.md 1.5), so the golden test above really checks MATLAB's anchor."""
   g, gj = golden["goldhill"], golden["goldhill_jpeg"]
   orig = sr_sim_module.filters.imfilter
 

@@ -1,5 +1,5 @@
-"""SSIM and MS-SSIM (deepfl_jax.metrics.ssim) against spec fr_metrics.md sections 2, 3,
-15 (MATLAB goldens recorded in piq's tests) and 16 (NumPy-port cross-checks)."""
+"""SSIM and MS-SSIM (deepfl_jax.metrics.ssim) against the MATLAB goldens
+recorded in piq's tests and NumPy-port cross-checks (docs/matlab_parity.md section 3)."""
 import importlib
 
 import jax
@@ -13,8 +13,8 @@ ssim_module = importlib.import_module("deepfl_jax.metrics.ssim")
 ssim, ms_ssim = ssim_module.ssim, ssim_module.ms_ssim
 
 
-# --- MATLAB goldens (spec section 15). They have 4 digits, so 5e-5 is the rounding
-# bound of the recorded value itself (tighter than the spec's 1e-4). --------------------
+# --- MATLAB goldens. They have 4 digits, so 5e-5 is the rounding
+# bound of the recorded value itself (tighter than 1e-4). --------------------
 
 def test_ssim_matlab_golden_goldhill(golden, x64):
   v = np.asarray(ssim(golden["goldhill_jpeg"], golden["goldhill"]))
@@ -30,8 +30,8 @@ def test_ssim_matlab_golden_per_channel_tid2013(golden, x64):
   np.testing.assert_allclose(v, [0.7820], atol=5e-5)
 
 
-# --- NumPy-port cross-checks (spec section 16): NOT MATLAB goldens, regression checks
-# against the spec author's port, which reproduces the section-15 goldens. -------------
+# --- NumPy-port cross-checks: NOT MATLAB goldens, regression checks against an
+# independent NumPy port, which reproduces the goldens above. -------------
 
 @pytest.mark.parametrize("color_mode, want", [
     ("luma", 0.880026535754),            # Y = 0.299 R + 0.587 G + 0.114 B, unrounded

@@ -1,9 +1,10 @@
-"""VSI (MATLAB semantics, SDSP saliency) against spec fr_metrics.md sections 15 and 16.
+"""VSI (MATLAB semantics, SDSP saliency) against its golden and NumPy-port cross-checks
+(docs/matlab_parity.md section 3).
 
 VSI(image1, image2) is symmetric. The only recorded golden, 0.96405 (I01 pair), was
 computed in OCTAVE, whose imresize differs from MATLAB's; a MATLAB-faithful port gives
-0.9639512 (spec 5.5), so the golden is checked at 2e-4 and the MATLAB-semantics values
-at 1e-6 against the spec author's NumPy port (NOT MATLAB-verified cross-checks).
+0.9639512, so the golden is checked at 2e-4 and the MATLAB-semantics values
+at 1e-6 against an independent NumPy port (NOT MATLAB-verified cross-checks).
 """
 import importlib
 

@@ -1,4 +1,4 @@
-"""MATLAB primitives (spec fr_metrics.md section 14): tested once, before the metrics."""
+"""MATLAB primitives (docs/matlab_parity.md section 1): tested once, before the metrics."""
 import jax
 import jax.numpy as jnp
 import numpy as np
