@@ -9,8 +9,8 @@ import os
 
 
 def fr_metrics(config, workdir):
-  """The 11 FR proxies on embedded photographs (`deepfl_jax.fr_metrics_demo`)."""
-  from deepfl_jax import fr_metrics_demo
+  """The 11 FR proxies on embedded photographs (`deepfl_jax.tools.fr_metrics_demo`)."""
+  from deepfl_jax.tools import fr_metrics_demo
   return fr_metrics_demo.run(config, workdir)
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax import metrics
-from deepfl_jax.fr_metrics_demo import embedded_photos
+from deepfl_jax.tools.fr_metrics_demo import embedded_photos
 from deepfl_jax.metrics import _inputs, fused
 from deepfl_jax.metrics.sff import load_w
 

@@ -7,7 +7,7 @@ using a fixed seed, and written as an 8-bit PNG, as KADID-10k's images are.
 
 LABELS ARE CONTENT-INDEPENDENT HUMAN AVERAGES. The score of an image is KADID-10k's
 DMOS for its (type, level) averaged over KADID's 81 contents
-(`kadid_type_level_dmos.csv`, made by `make_kadid_dmos_table.py`); nobody rated these
+(`kadid_type_level_dmos.csv`, made by `tools/make_kadid_dmos_table.py`); nobody rated these
 images. All images with the same (type, level) share one label, whatever their content
 and whatever the port's distortion really looks like. Models trained or evaluated on
 mini-KADID show that the pipeline runs; numbers comparable with the paper need the real

