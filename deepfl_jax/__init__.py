@@ -1,5 +1,14 @@
-"""deepfl_jax: DeepFL-IQA (Lin, Hosu, Saupe 2020) and related IQA pretraining in JAX."""
+"""deepfl_jax: DeepFL-IQA (Lin, Hosu, Saupe 2020) and related IQA pretraining in JAX.
+
+Library code by layer: `ops` (MATLAB-exact numerics), `metrics` (the 11 FR proxies and
+correlations), `distortions` (the 25 KADID / KADIS types), `models` (InceptionResNetV2,
+MLSP, heads), `data` (TFDS builders, splits, input pipeline, Stage 1 synthesis),
+`train` (loop, checkpoints and the stages), `pretext` (alternative Stage 1 tasks).
+Entry points: `main` (experiments from `configs/`, stages in `stages`), `cli`
+(`deepfl-iqa score`); `tools` holds the metrics demo and one-off generators.
+"""
 import os as _os
+from importlib import metadata as _metadata
 
 __version__ = "0.1.0"
 
@@ -19,8 +28,7 @@ def _disable_ynn_fusions() -> None:
   if "xla_cpu_experimental_ynn_fusion_type" in flags:
     return
   try:
-    from importlib.metadata import version
-    major_minor = tuple(int(p) for p in version("jaxlib").split(".")[:2])
+    major_minor = tuple(int(p) for p in _metadata.version("jaxlib").split(".")[:2])
   except Exception:  # pylint: disable=broad-except
     return
   if major_minor == (0, 10):

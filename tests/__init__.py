@@ -1,0 +1,1 @@
+"""Tests; the folders mirror the package layout (tests/<area> tests deepfl_jax/<area>)."""

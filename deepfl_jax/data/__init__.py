@@ -12,6 +12,12 @@ contract: step s's batch depends on (seed, s) only).
 
 Online synthesis (Stage 1) and the embedded mini-KADID build on `pipeline.batches`
 (its `transform` hook) and on `builders.Kadis700k` (pristine images + assignment).
+
+Modules: `builders/` (TFDS builders), `pipeline` (Grain input), `splits`, `order`,
+`histeq` (per-metric histogram equalisation of the FR labels), `synthesis` (Stage 1's
+sharded distort-and-label program), `generation` (KADIS-700k generation), `pristine`
+and `mini_kadid` (the embedded images and database); `kadid_type_level_dmos.csv` is
+mini-KADID's label table.
 """
 from deepfl_jax.data import builders, order, pipeline, splits
 from deepfl_jax.data.order import array_batches, step_indices

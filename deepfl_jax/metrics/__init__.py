@@ -9,6 +9,11 @@ MATLAB parity: SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIM/FSIMc, GMSD and SR-SIM fo
 the authors' MATLAB codes (tested against MATLAB/Octave golden values where those
 exist); SFF follows SFF.m with a project-trained W. SC-QI and ADD-GSIM have no public
 code: ours are reconstructions, exported as `scqi_proxy` and `add_gsim_proxy`.
+
+One module per metric (plus `psnr`), `fused` (`fr_scores`), `correlation` (SROCC, PLCC
+with logistic fits, KROCC), `_inputs` (validation and conversion shared by all) and
+`data/` (the project's SFF detector W with its record). The shared MATLAB conventions
+are in docs/matlab_parity.md.
 """
 from deepfl_jax.metrics.add_gsim import add_gsim_proxy
 from deepfl_jax.metrics.correlation import krocc, logistic_fit, plcc, srocc

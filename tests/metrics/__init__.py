@@ -1,0 +1,2 @@
+"""Tests of deepfl_jax/metrics: MATLAB goldens, NumPy-port cross-checks, fused call,
+correlations."""

@@ -1,0 +1,1 @@
+"""Tests of deepfl_jax/ops: the MATLAB primitives, once, before the metrics."""

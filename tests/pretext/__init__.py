@@ -1,0 +1,1 @@
+"""Tests of deepfl_jax/pretext: ranking and contrastive losses, degradations, runs."""
