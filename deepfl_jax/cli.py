@@ -120,12 +120,12 @@ def load_model(workdir):
   workdir = _check_workdir(workdir)
   # Lazy (here and in `score`): JAX loads only once the arguments are known to be good.
   # pylint: disable-next=import-outside-toplevel
-  from deepfl_jax.train import feature_cache, stage3
+  from deepfl_jax.train import feature_cache, regressor
   try:
-    reg, meta = stage3.load_regressor(workdir)
-  except FileNotFoundError:
-    raise CliError(f"{workdir} has no trained regressor ({stage3.STAGE_DIR}/model.json "
-                   "is missing): run Stages 2 and 3 on it first (config.stages) ") from None
+    reg, meta = regressor.load_regressor(workdir)
+  except FileNotFoundError as e:
+    raise CliError(f"{workdir} has no trained regressor ({e}): run Stages 2 and 3 on "
+                   "it first (config.stages)") from None
   try:
     fs = feature_cache.load_feature_set(workdir / meta["feature_set"])
     model, variables = feature_cache.backbone_from_feature_set(fs, workdir)
@@ -161,7 +161,7 @@ def score(paths: Sequence[pathlib.Path], workdir, *, batch_size: int = 8,
   model, variables, reg, meta = load_model(workdir)
   # pylint: disable=import-outside-toplevel
   from deepfl_jax.models import inception_resnet_v2 as irv2
-  from deepfl_jax.train import features, stage3
+  from deepfl_jax.train import features, regressor
   # pylint: enable=import-outside-toplevel
   for p in paths:  # check every file (header only) before any compute
     h, w = _image_size(p)
@@ -178,7 +178,7 @@ def score(paths: Sequence[pathlib.Path], workdir, *, batch_size: int = 8,
   feats = features.extract_features(variables, Records(), model=model, kind=meta["kind"],
                                     input_scale=meta["input_scale"],
                                     batch_size=batch_size, progress=False)
-  pred = stage3.predict(reg, feats, hidden=meta["hidden"], dropout=meta["dropout"])
+  pred = regressor.predict(reg, feats, hidden=meta["hidden"], dropout=meta["dropout"])
   return list(zip(paths, pred.tolist()))
 
 

@@ -106,7 +106,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
   from deepfl_jax.distortions.registry import NUM_TYPES
   from deepfl_jax.models.inception_resnet_v2 import MIN_SIZE
   from deepfl_jax.pretext import TASKS
-  from deepfl_jax.train import optim, stage3
+  from deepfl_jax.train import optim, reporting
   return {
       "train": {
           "batch_size": _int_at_least(1), "num_steps": _int_at_least(1),
@@ -162,7 +162,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
           "hidden": _ints_at_least(1), "dropout": _rates,
           "num_repeats": _int_at_least(1), "seed0": _int_at_least(0),
           "split_kind": _one_of("", "content", "official", "random"),
-          "plcc_fit": _one_of(*stage3.FIT_FORMULAS),
+          "plcc_fit": _one_of(*reporting.FIT_FORMULAS),
           "export": _one_of("final", "repeat"),
           "export_repeat": _int_at_least(0), "ridge_alphas": lambda v: (
               None if isinstance(v, (tuple, list)) and v and all(_is_num(a) and a > 0

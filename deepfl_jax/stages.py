@@ -34,9 +34,10 @@ def stage2(config, workdir):
 
 def stage3(config, workdir):
   """The DeepFL-IQA regressor over repeated splits; prints the results table."""
+  from deepfl_jax.train import reporting
   from deepfl_jax.train import stage3 as s3
   results = s3.run_stage3(config, workdir)
-  print(s3.markdown_table(results))
+  print(reporting.markdown_table(results))
   print(f"\nResults: {os.path.join(workdir, 'stage3')} (results.json, results.md, "
         "scatter PNGs)")
   return results
@@ -46,9 +47,9 @@ def finetune(config, workdir):
   """Stage 3's end-to-end variant: backbone + regressor fine-tuned on MOS (L2) over
   Stage 3's splits (`deepfl_jax.train.finetune`)."""
   from deepfl_jax.train import finetune as ft
-  from deepfl_jax.train import stage3 as s3
+  from deepfl_jax.train import reporting
   results = ft.run_finetune(config, workdir)
-  print(s3.markdown_table(results))
+  print(reporting.markdown_table(results))
   return results
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from deepfl_jax import cli
 from deepfl_jax.data.pipeline import in_memory_source
-from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train import regressor, stage2, stage3
 
 
 def _images(folder: pathlib.Path, n=30):
@@ -70,10 +70,10 @@ def test_score_folder_matches_pipeline(trained, capsys):
   assert [p.name for p in paths] == sorted(source.index["name"])
   got = np.asarray([float(r[1]) for r in rows[1:]])
   # The same numbers as the regressor on Stage 2's cached features of those files.
-  reg, meta = stage3.load_regressor(work)
+  reg, meta = regressor.load_regressor(work)
   pos = {n: i for i, n in enumerate(fs.columns["name"])}
-  want = stage3.predict(reg, np.asarray(fs.features)[[pos[p.name] for p in paths]],
-                        hidden=meta["hidden"])
+  want = regressor.predict(reg, np.asarray(fs.features)[[pos[p.name] for p in paths]],
+                           hidden=meta["hidden"])
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
   assert np.std(got) > 0
 

@@ -1,5 +1,7 @@
 """Training infrastructure: state, optimisers, data-parallel step, checkpoints, loop,
-progress and metric logs; the three DeepFL-IQA stages, fine-tuning and transfer."""
+progress and metric logs; the three DeepFL-IQA stages (Stage 2's parts: weights,
+features, feature_cache; Stage 3's: regressor, probes, reporting), fine-tuning and
+transfer."""
 from deepfl_jax.train.checkpoint import Checkpointer
 from deepfl_jax.train.config import (compute_dtype, default_optim_config,
                                      default_train_config)

@@ -7,7 +7,7 @@ evaluations share their test parts): the backbone starts from the Stage 1 weight
 random weights), the head `MOSRegressor` (config.stage3.hidden / dropout) on the narrow
 MLSP vector is newly initialised; both are trained with MSE on the raw scores (Adam),
 the weights of the epoch with the lowest validation MSE are kept and scored on the test
-part (SROCC, PLCC, ...: `stage3.evaluate`). Whole images at their stored size, no crops
+part (SROCC, PLCC, ...: `reporting.evaluate`). Whole images at their stored size, no crops
 (RankIQA tests on the mean over crops; our choice keeps Stage 2's input).
 
 Outputs: `<workdir>/finetune/results.json` and `results.md` (Stage 3's table format).
@@ -29,7 +29,7 @@ import numpy as np
 from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.models import mlsp
 from deepfl_jax.models.heads import MOSRegressor
-from deepfl_jax.train import stage2, stage3
+from deepfl_jax.train import reporting, stage2, stage3
 from deepfl_jax.train import weights as weights_lib
 from deepfl_jax.train.optim import make_optimizer
 from deepfl_jax.train.progress import Progress
@@ -186,11 +186,11 @@ def run_finetune(config, workdir) -> dict:
                        batch_size=int(c.batch_size),
                        learning_rate=float(c.learning_rate), seed=int(c3.seed0) + r,
                        on_epoch=on_epoch)
-        per.append(dict(stage3.evaluate(fit.pop("pred"), y[parts["test"]],
+        per.append(dict(reporting.evaluate(fit.pop("pred"), y[parts["test"]],
                                         c3.plcc_fit), repeat=r, **fit))
       runs.append({"features": label, "model": "finetuned",
-                   "summary": {k: stage3.summarize([x[k] for x in per])
-                               for k in stage3.METRICS}, "repeats": per})
+                   "summary": {k: reporting.summarize([x[k] for x in per])
+                               for k in reporting.METRICS}, "repeats": per})
   finally:
     bar.close()
   results = {"dataset": source.metadata.get("name", "") or "database",
@@ -202,5 +202,5 @@ def run_finetune(config, workdir) -> dict:
     out = pathlib.Path(workdir) / STAGE_DIR
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    (out / "results.md").write_text(stage3.markdown_table(results))
+    (out / "results.md").write_text(reporting.markdown_table(results))
   return results

@@ -33,7 +33,7 @@ import numpy as np
 from deepfl_jax import atomic
 from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.metrics import correlation
-from deepfl_jax.train import feature_cache, stage2, stage3
+from deepfl_jax.train import feature_cache, probes, regressor, reporting, stage2, stage3
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -127,7 +127,7 @@ def run_transfer(config, workdir) -> dict[str, Any]:
   images = pristine.independent_photos(sklearn=bool(c.sklearn),
                                        shared_dir=c.shared_dir or None,
                                        folders=tuple(c.folders))
-  out_dir = pathlib.Path(workdir) / stage3.STAGE_DIR
+  out_dir = pathlib.Path(workdir) / regressor.STAGE_DIR
   res: dict[str, Any] = {"contents": sorted(images), "runs": [],
                          "stage1_contents": _stage1_contents(config)}
   if not images:
@@ -138,7 +138,7 @@ def run_transfer(config, workdir) -> dict[str, Any]:
     if atomic.is_writer():
       atomic.write_json(out_dir / "transfer.json", res, indent=1)
     return res
-  reg, meta = stage3.load_regressor(workdir)
+  reg, meta = regressor.load_regressor(workdir)
   primary, paths = feature_cache.feature_sets(workdir)
   sets = {primary: paths[primary]}
   if c.compare:
@@ -177,23 +177,23 @@ def run_transfer(config, workdir) -> dict[str, Any]:
     else:  # the same final fit as the scoring model, on this feature set
       ye = np.asarray(fs_eval.columns["score"], np.float64)
       xe = np.asarray(fs_eval.features, np.float32)
-      fit = stage3.train_regressor(
+      fit = regressor.train_regressor(
           xe, ye, xe, ye, epochs=int(final.get("epochs", s3.epochs)),
           batch_size=int(s3.batch_size), learning_rate=float(s3.learning_rate),
           adam_eps=float(s3.adam_eps), hidden=s3.hidden, dropout=s3.dropout,
           seed=int(s3.seed0), keep_best=False)
       variables_r, hidden, dropout = fit.variables, s3.hidden, s3.dropout
-    preds = {"regressor": stage3.predict(variables_r, np.asarray(fs.features),
+    preds = {"regressor": regressor.predict(variables_r, np.asarray(fs.features),
                                          hidden=hidden, dropout=dropout)}
     alpha = _ridge_alpha(results3, label)
     if alpha is not None:  # the probe on all evaluation records, Stage 3's penalty
       xe = np.asarray(fs_eval.features, np.float32)
       ye = np.asarray(fs_eval.columns["score"], np.float64)
-      preds["ridge"], _ = stage3.ridge_probe(xe, ye, xe, ye, np.asarray(fs.features),
+      preds["ridge"], _ = probes.ridge_probe(xe, ye, xe, ye, np.asarray(fs.features),
                                              (alpha,))
     for m, pred in preds.items():
       res["runs"].append({"features": label, "model": m,
-                          **stage3.evaluate(pred, y, s3.plcc_fit),
+                          **reporting.evaluate(pred, y, s3.plcc_fit),
                           "within_type_srocc": within_groups_srocc(pred, y, groups_ct),
                           "held_out_srocc": _held_out(results3, label, m)})
   res.update(eval_contents=f"mini-KADID's {len(eval_contents)} photographs",

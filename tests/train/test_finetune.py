@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from deepfl_jax.train import finetune, stage3
+from deepfl_jax.train import finetune, reporting
 from tests.pretext._tiny_backbone import TinyBackbone
 
 
@@ -28,7 +28,7 @@ def test_finetune_learns_brightness():
   assert len(fit["val_loss"]) == 12
   assert fit["val_loss"][fit["best_epoch"] - 1] == min(fit["val_loss"])
   assert fit["train_loss"][-1] < 0.5 * fit["train_loss"][0]
-  stats = stage3.evaluate(fit["pred"], y[40:])
+  stats = reporting.evaluate(fit["pred"], y[40:])
   assert stats["srocc"] > 0.8, stats
 
 
