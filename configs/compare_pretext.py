@@ -1,4 +1,4 @@
-"""Compare the four Stage 1 pretext tasks on equal terms (issue 15, spec pretext.md):
+"""Compare the four Stage 1 pretext tasks on equal terms (issue 15, `deepfl_jax.pretext`):
 "fr_proxies" (DeepFL-IQA), "ranking" (RankIQA), "ranking_mlsp" (multi-level ranking)
 and "contrastive" (QPT), each training the demo's width-reduced InceptionResNetV2 for
 the same steps, batch, optimiser and pristine photographs, then the same Stage 2 (narrow

@@ -15,11 +15,11 @@ Paper details not given in its text (learning rate, batch, steps) are config val
     --config.stage1.data_dir=/data/tfds \
     --config.model.init_from=/weights/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("deepfl_kadis700k")
+  config = config_defaults.base_config("deepfl_kadis700k")
   config.stages = ("stage1",)
   config.stage1.source = "kadis700k"
   config.stage1.assignment = "kadis"

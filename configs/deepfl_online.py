@@ -2,11 +2,11 @@
 distorted and labelled on the device, from any pristine image set (default: the
 embedded photographs; `--config.stage1.source=kadis700k` for KADIS' 140k pristine
 images). No distorted image is ever written to disk."""
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("deepfl_online")
+  config = config_defaults.base_config("deepfl_online")
   config.stages = ("stage1",)
   config.stage1.assignment = "uniform"
   config.stage1.crop_size = (384, 512)

@@ -23,12 +23,11 @@ The mini-KADID labels are KADID-10k's human DMOS averaged per (type, level): the
 content-independent human averages, so these numbers show that the pipeline runs,
 not what DeepFL-IQA reaches on real databases (see configs/README.md).
 """
-from configs import common
-from deepfl_jax.train import transfer
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("demo")
+  config = config_defaults.base_config("demo")
   config.model.width = 0.125
   config.model.blocks = (1, 1, 1)
   config.model.head_hidden = (256,)    # paper: (2048, 1024, 256), dropout .25/.25/.5
@@ -65,5 +64,4 @@ def get_config():
   config.stage3.ridge = True             # a closed-form ridge probe beside the regressor
   config.stage3.batch_size = 64
   config.stage3.num_repeats = 5
-  config.transfer = transfer.default_config()
   return config

@@ -12,20 +12,11 @@ skips finished shards). Then train Stage 1 from it:
     --config.stage1.source=kadis700k_generated \
     --config.stage1.data_dir=runs/gen/generate/tfds
 """
-import ml_collections
-
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("kadis700k_generate")
+  config = config_defaults.base_config("kadis700k_generate")
   config.stages = ("generate",)
-  g = ml_collections.ConfigDict()
-  g.data_dir = ""          # TFDS data_dir where the kadis700k builder was prepared
-  g.out_dir = ""           # "" = <workdir>/generate/tfds
-  g.seed = 0               # image (record i, level l): key split(fold_in(seed, i), 5)[l-1]
-  g.shard_size = 1000      # pristine images per shard (5,000 records)
-  g.types = ()             # types compiled in (() = all 25)
-  g.host_otsu = True       # type 22: MATLAB's exact float64 Otsu search on the host
-  config.generate = g
+  config.generate = config_defaults.generate_config()  # data_dir: required
   return config

@@ -8,19 +8,19 @@ skipped, repeated, plus a Real-ESRGAN-style second-order chain); two 160x160 vie
 every degraded image with IoU in [0.1, 0.3] are positives; the other degradation of the
 same content (hard) and every other view of the global batch (gathered across devices)
 are negatives; InfoNCE on L2-normalised projections. The projection head is dropped:
-Stage 2 reads the backbone only. Sources: "paper" (QPT), "reimpl" (the published
-re-implementation spec pretext.md cites), "ours" (our choice; QPT is silent or its
-setting is tied to ResNet-50 / MoCo).
+Stage 2 reads the backbone only. Sources: "paper" (QPT), "reimpl" (a published
+re-implementation of QPT: two 160x160 views with IoU in [0.1, 0.3]), "ours" (our
+choice; QPT is silent or its setting is tied to ResNet-50 / MoCo).
 
   python -m deepfl_jax.main --config=configs/qpt_kadis700k.py --workdir=runs/qpt \
     --config.stage1.data_dir=/data/tfds \
     --config.model.init_from=/weights/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("qpt_kadis700k")
+  config = config_defaults.base_config("qpt_kadis700k")
   config.stages = ("stage1",)
   config.stage1.task = "contrastive"
   config.stage1.source = "kadis700k"       # ours

@@ -2,18 +2,18 @@
 on KADIS-700k pristine images: RankIQA's ranking loss with the scalar head on the MLSP
 vector of InceptionResNetV2 (all 43 blocks: global average pools, 16,928-d).
 
-No public code or numbers are known for this paper (spec pretext.md C), so every
+No public code or numbers of this paper are known to us, so every
 setting below is either RankIQA's ("RankIQA") or our choice ("ours"), stated.
 
   python -m deepfl_jax.main --config=configs/rank_mlsp_kadis700k.py --workdir=runs/rmlsp \
     --config.stage1.data_dir=/data/tfds \
     --config.model.init_from=/weights/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("rank_mlsp_kadis700k")
+  config = config_defaults.base_config("rank_mlsp_kadis700k")
   config.stages = ("stage1",)
   config.stage1.task = "ranking_mlsp"
   config.stage1.source = "kadis700k"     # ours

@@ -1,6 +1,6 @@
 """RankIQA's ranking pretext task (Liu, van de Weijer, Bagdanov, ICCV 2017) on the
 KADIS-700k pristine images, with DeepFL-IQA's InceptionResNetV2 instead of VGG-16 (so
-the three pretext tasks compare on one backbone, spec pretext.md).
+the three pretext tasks compare on one backbone).
 
 Each step: groups of one 224x224 pristine crop and its KADID levels 1..5 of one type
 (uniform over the 25 types), one forward pass, efficient Siamese hinge loss (f higher =
@@ -12,11 +12,11 @@ setting does not carry over (VGG-16 in Caffe with SGD).
     --config.stage1.data_dir=/data/tfds \
     --config.model.init_from=/weights/inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5
 """
-from configs import common
+from deepfl_jax import config_defaults
 
 
 def get_config():
-  config = common.base_config("rankiqa_kadis700k")
+  config = config_defaults.base_config("rankiqa_kadis700k")
   config.stages = ("stage1",)
   config.stage1.task = "ranking"
   config.stage1.source = "kadis700k"     # ours (RankIQA: Waterloo + Places2 images)

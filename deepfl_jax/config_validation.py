@@ -6,7 +6,8 @@ the first. Sections are checked only where the stages that read them run
 (`config.stages`): `train` / `optim` / `stage1` for Stage 1, `model` for Stages 1 and
 2, `stage2`, `stage3`. `unknown_override(config, "train.num_stepz")` names a
 command-line override of a key the config does not have. The allowed names come from
-the modules that use them (optim, stage3), so they live in one place.
+the modules that use them (optim, reporting), so they live in one place; the defaults
+of every key are in `config_defaults`.
 """
 from __future__ import annotations
 

@@ -73,6 +73,8 @@ def _check_config_arguments(args: Sequence[str]) -> None:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     config = module.get_config(arg) if arg else module.get_config()
+  except ValueError as e:  # e.g. an unknown argument (configs/mlsp_eval.py:<database>)
+    _fail(f"--config={spec}: {e}")
   except Exception:  # pylint: disable=broad-except
     return  # config_flags reports a config file that does not load
   for a in args:

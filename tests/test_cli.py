@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfl_jax import cli
+from deepfl_jax import cli, config_defaults
 from deepfl_jax.data.pipeline import in_memory_source
 from deepfl_jax.train import regressor, stage2, stage3
 
@@ -41,10 +41,10 @@ def trained(tmp_path_factory):
   root = tmp_path_factory.mktemp("cli")
   source = _images(root / "images")
   config = ml_collections.ConfigDict()
-  config.stage2 = stage2.default_config()
+  config.stage2 = config_defaults.stage2_config()
   config.stage2.update(weights="random", random_seed=4, compare_random=False,
                        width=0.125, blocks=(1, 1, 1), batch_size=4, progress=False)
-  config.stage3 = stage3.default_config()
+  config.stage3 = config_defaults.stage3_config()
   config.stage3.update(epochs=4, batch_size=8, hidden=(32, 16, 8), num_repeats=1,
                        progress=False)
   work = root / "work"

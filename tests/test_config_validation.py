@@ -3,7 +3,6 @@ what is allowed; `python -m deepfl_jax.main` prints that line and exits 2 withou
 writing anything."""
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -12,19 +11,18 @@ import pytest
 
 from deepfl_jax import config_validation as cv
 from deepfl_jax import stages
+from tests._configs import SPECS, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _demo():
-  return importlib.import_module("configs.demo").get_config()
+  return load("demo")
 
 
-@pytest.mark.parametrize("name", sorted(
-    p[:-3] for p in os.listdir(os.path.join(ROOT, "configs"))
-    if p.endswith(".py") and p not in ("__init__.py", "common.py")))
-def test_shipped_configs_have_no_problems(name):
-  assert cv.problems(importlib.import_module(f"configs.{name}").get_config()) == []
+@pytest.mark.parametrize("name,arg", SPECS)
+def test_shipped_configs_have_no_problems(name, arg):
+  assert cv.problems(load(name, arg)) == []
 
 
 @pytest.mark.parametrize("section,key,value,expect", [
@@ -78,10 +76,10 @@ def test_unknown_override_did_you_mean():
   assert "is a value" in cv.unknown_override(config, "name.x")
 
 
-def _main(*args, workdir):
+def _main(*args, workdir, config="configs/demo.py"):
   env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
   return subprocess.run([sys.executable, "-m", "deepfl_jax.main",
-                         "--config=configs/demo.py", f"--workdir={workdir}", *args],
+                         f"--config={config}", f"--workdir={workdir}", *args],
                         capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
 
 
@@ -102,6 +100,21 @@ def test_main_prints_one_line_and_writes_nothing(tmp_path, override, expect):
   assert not work.exists()
 
 
+@pytest.mark.parametrize("config,override,expect", [
+    ("configs/mlsp_eval.py:kadid11k", "", "one of kadid10k, koniq10k, tid2013, live, "
+     "csiq, livec"),
+    ("configs/mlsp_eval.py", "", "needs a database after a colon"),
+    ("configs/mlsp_eval.py:koniq10k", "--config.stage3.export_repeat=1",
+     "config.stage3.export_repeat=1: must be a repeat index 0..0"),
+])
+def test_config_argument_checked_before_any_work(tmp_path, config, override, expect):
+  work = tmp_path / "work"
+  p = _main(*([override] if override else []), workdir=work, config=config)
+  lines = p.stderr.strip().splitlines()
+  assert p.returncode == 2 and len(lines) == 1 and expect in lines[0], p.stderr
+  assert not work.exists()
+
+
 def test_helpfull_says_how_to_override(tmp_path):
   p = _main("--helpfull", workdir=tmp_path)
   assert "--config.<section>.<key>=VALUE" in p.stdout + p.stderr
@@ -116,7 +129,7 @@ def test_helpfull_says_how_to_override(tmp_path):
     ("compare_pretext", "skip_prob", 1.0, "config.stage1.skip_prob=1.0"),
 ])
 def test_pretext_keys_checked(name, key, value, expect):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = load(name)
   config.stage1[key] = value
   found = cv.problems(config)
   assert len(found) == 1 and expect in found[0], found

@@ -1,34 +1,43 @@
 """Every experiment config loads, names known stages, and bad values stop with a
 message that names the key."""
-import importlib
-import pathlib
-
 import pytest
 
 from deepfl_jax import stages
 from deepfl_jax.train import stage1, stage2
-
-CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).resolve().parents[1] /
-                                  "configs").glob("*.py")
-                 if p.stem not in ("__init__", "common"))
+from tests._configs import ROOT, SPECS, load
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_config_loads_with_known_stages(name):
-  config = importlib.import_module(f"configs.{name}").get_config()
-  assert config.name == name
+@pytest.mark.parametrize("name,arg", SPECS)
+def test_config_loads_with_known_stages(name, arg):
+  config = load(name, arg)
+  assert config.name == (name if arg is None else f"mlsp_{arg}")
   assert config.stages and all(s in stages.STAGES for s in config.stages)
 
 
+def test_mlsp_eval_picks_database_and_names_the_valid_ones():
+  assert load("mlsp_eval", "koniq10k").stage2.dataset == "koniq10k"
+  assert load("mlsp_eval", "koniq10k").stage3.num_repeats == 1
+  assert load("mlsp_eval", "livec").stage2.dataset == "live_in_the_wild"
+  for arg in (None, "kadid11k"):
+    with pytest.raises(ValueError, match="kadid10k, koniq10k, tid2013, live, csiq, livec"):
+      load("mlsp_eval", arg)
+
+
+def test_readme_lists_every_config():
+  readme = (ROOT / "configs" / "README.md").read_text()
+  for name, arg in SPECS:
+    assert (f"`{name}.py`" if arg is None else f"`{name}.py:{arg}`") in readme
+
+
 def _small_eval_config():
-  config = importlib.import_module("configs.mlsp_kadid10k").get_config()
+  config = load("mlsp_eval", "kadid10k")
   config.model.width, config.model.blocks = 0.125, (1, 1, 1)
   config.stage2.weights = "random"
   return config
 
 
 def test_missing_stage1_weights_name_the_key(tmp_path):
-  config = importlib.import_module("configs.mlsp_kadid10k").get_config()
+  config = load("mlsp_eval", "kadid10k")
   with pytest.raises(FileNotFoundError, match="config.stage2.weights"):
     stage2.run_stage2(config, str(tmp_path))
 
@@ -47,7 +56,7 @@ def test_unbuilt_database_without_manual_dir_names_the_key(tmp_path):
 
 
 def test_unknown_stage1_source_names_the_key(tmp_path):
-  config = importlib.import_module("configs.deepfl_online").get_config()
+  config = load("deepfl_online")
   config.stage1.source = "imagenet"
   config.stage1.calibration_steps = 0
   config.model.init_from = "scratch"
@@ -55,13 +64,12 @@ def test_unknown_stage1_source_names_the_key(tmp_path):
     stage1.run_stage1(config, str(tmp_path))
 
 
-STAGE1_CONFIGS = [n for n in CONFIGS if "stage1" in
-                  importlib.import_module(f"configs.{n}").get_config().stages]
+STAGE1_CONFIGS = [n for n, a in SPECS if "stage1" in load(n, a).stages]
 
 
 @pytest.mark.parametrize("name", STAGE1_CONFIGS)
 def test_stage1_never_starts_from_random_weights_silently(name, tmp_path):
-  config = importlib.import_module(f"configs.{name}").get_config()
+  config = load(name)
   if name == "demo":  # the demo asks for random weights, explicitly
     assert config.model.init_from == "scratch"
     return

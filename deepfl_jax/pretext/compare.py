@@ -14,6 +14,7 @@ import copy
 import json
 import os
 
+from deepfl_jax import config_defaults
 from deepfl_jax.pretext import TASKS
 
 
@@ -33,7 +34,6 @@ def run_compare(config, workdir):
   """Runs Stage 1 of every task in `config.compare.tasks` (default all four), then
   Stages 2 and 3 and the fine-tuning evaluation; writes and returns the table rows."""
   from deepfl_jax.train import finetune, stage1, stage2, stage3
-  import ml_collections
   cmp = config.get("compare", None) or {}
   tasks = tuple(cmp.get("tasks", ())) or TASKS
   bad = [t for t in tasks if t not in TASKS]
@@ -44,9 +44,9 @@ def run_compare(config, workdir):
     sub = copy.deepcopy(config)
     sub.stage1.task = task
     sub.stage2.compare_random = i == 0        # the random-weights row once
-    ft = dict(finetune.default_config().to_dict(), **(config.get("finetune", None) or {}))
-    ft["compare_random"] = i == 0 and bool(ft["compare_random"])
-    sub.finetune = ml_collections.ConfigDict(ft)
+    ft = config_defaults.section(config, "finetune")
+    ft.compare_random = i == 0 and bool(ft.compare_random)
+    sub.finetune = ft
     wd = os.path.join(workdir, task)
     stage1.run_stage1(sub, wd)
     stage2.run_stage2(sub, wd)

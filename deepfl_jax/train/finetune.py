@@ -1,18 +1,20 @@
 """Stage 3, end-to-end variant: backbone + MLSP regressor fine-tuned on MOS with L2
 (RankIQA+FT, Liu et al. 2017; the multi-level ranking paper), beside the frozen-feature
-regressor and the ridge probe of `stage3` (spec pretext.md; issue 15).
+regressor and the ridge probe of `stage3` (issue 15).
 
 Per repeat of Stage 3's splits (same kind, seeds and fractions, so the three
 evaluations share their test parts): the backbone starts from the Stage 1 weights (or
 random weights), the head `MOSRegressor` (config.stage3.hidden / dropout) on the narrow
 MLSP vector is newly initialised; both are trained with MSE on the raw scores (Adam),
 the weights of the epoch with the lowest validation MSE are kept and scored on the test
-part (SROCC, PLCC, ...: `reporting.evaluate`). Whole images at their stored size, no crops
-(RankIQA tests on the mean over crops; our choice keeps Stage 2's input).
+part (SROCC, PLCC, ...: `reporting.evaluate`). Whole images at their stored size, no
+crops (RankIQA tests on the mean over crops; our choice keeps Stage 2's input).
 
 Outputs: `<workdir>/finetune/results.json` and `results.md` (Stage 3's table format).
-Config `config.finetune` (defaults `default_config()`): epochs, batch_size,
-learning_rate, num_repeats (0 = Stage 3's), compare_random, progress.
+Config `config.finetune` (defaults: `deepfl_jax.config_defaults.finetune_config`):
+epochs, batch_size, learning_rate, num_repeats (Stage 3's; 0 = Stage 3's too),
+compare_random, progress; the database and weights are `config.stage2`'s, the splits
+and the head `config.stage3`'s.
 """
 from __future__ import annotations
 
@@ -23,30 +25,19 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
+from deepfl_jax import config_defaults
 from deepfl_jax.data import splits as splits_lib
 from deepfl_jax.models import mlsp
 from deepfl_jax.models.heads import MOSRegressor
-from deepfl_jax.train import reporting, stage2, stage3
+from deepfl_jax.train import reporting, stage2
 from deepfl_jax.train import weights as weights_lib
 from deepfl_jax.train.optim import make_optimizer
 from deepfl_jax.train.progress import Progress
 from deepfl_jax.train.state import TrainState
 
 STAGE_DIR = "finetune"
-
-
-def default_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.epochs = 10               # ours (RankIQA fine-tunes for a fixed iteration count)
-  c.batch_size = 16           # ours
-  c.learning_rate = 1e-4      # ours: Adam, one rate for backbone and head
-  c.num_repeats = 0           # 0: as config.stage3.num_repeats
-  c.compare_random = True     # also fine-tune from random backbone weights
-  c.progress = True
-  return c
 
 
 class FineTuneNet:
@@ -147,9 +138,9 @@ def finetune(net: FineTuneNet, backbone_vars, images: np.ndarray, y: np.ndarray,
 def run_finetune(config, workdir) -> dict:
   """The fine-tuning evaluation of Stage 1's backbone (and random weights) on Stage 2's
   database over Stage 3's splits; writes `<workdir>/finetune/results.{json,md}`."""
-  c = stage2._section(config, STAGE_DIR, default_config())  # pylint: disable=protected-access
-  c2 = stage2._stage2_section(config)  # pylint: disable=protected-access
-  c3 = stage3._section(config)  # pylint: disable=protected-access
+  c = config_defaults.section(config, "finetune")
+  c2 = config_defaults.section(config, "stage2")
+  c3 = config_defaults.section(config, "stage3")
   source = stage2.open_dataset(c2, workdir)
   imgs = [np.asarray(source.records[i]["image"]) for i in range(len(source))]
   shapes = sorted({im.shape for im in imgs})

@@ -1,6 +1,6 @@
 """Optimisers and learning-rate schedules from config values (optax).
 
-Config section `config.optim` (see `deepfl_jax.train.config.default_train_config`):
+Config section `config.optim` (defaults: `deepfl_jax.config_defaults.optim_config`):
   name: "adam" | "adamw"; learning_rate: peak rate; b1, b2, eps: Adam's constants;
   weight_decay: decoupled decay (AdamW only); clip_norm: global-norm gradient clip (0 =
   off); schedule: "constant" | "cosine" | "step"; warmup_steps: linear warm-up from 0;

@@ -7,8 +7,7 @@ extracts each feature set (`train.features`) unless the cache holds it
 (`train.feature_cache`, which also describes the folder layout), and records the sets
 for Stage 3 and the `deepfl-iqa` command.
 
-Config section `config.stage2` (ml_collections.ConfigDict; defaults in
-`default_config()`):
+Config section `config.stage2` (defaults: `deepfl_jax.config_defaults.stage2_config`):
   dataset: "mini_kadid" (the embedded default) or a builder name of
     `deepfl_jax.data.builders.BUILDERS` ("kadid10k", "koniq10k", ...).
   data_dir: TFDS data_dir of a built database / cache folder of mini-KADID ("" =
@@ -30,8 +29,8 @@ Config section `config.stage2` (ml_collections.ConfigDict; defaults in
     "random"), so Stage 3 reports trained vs untrained features side by side.
   kind: "narrow" | "wide".  input_scale: "unit" (x/255, DeepFL-IQA) | "keras".
   width, blocks: backbone size (Keras: 1.0, (10, 20, 10)); must match the weights.
-    width, blocks and input_scale default to `config.model`'s (Stage 1's backbone)
-    when the config has a `model` section; keys set in `config.stage2` win.
+    In configs made by `config_defaults.base_config`, width, blocks and input_scale
+    are `config.model`'s (Stage 1's backbone): one value, set through either key.
   compute_dtype: "float32" | "bfloat16".
   batch_size: images per forward pass (split over the local devices when divisible).
   progress: progress bar on stderr.
@@ -44,58 +43,12 @@ from typing import Any, Mapping
 import jax
 import ml_collections
 
+from deepfl_jax import config_defaults
 from deepfl_jax.data import builders, mini_kadid, pipeline
 from deepfl_jax.models import inception_resnet_v2 as irv2
 from deepfl_jax.train import feature_cache
 from deepfl_jax.train import weights as weights_lib
 from deepfl_jax.train.progress import Progress
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """`config.stage2` with its defaults (see the module docstring)."""
-  c = ml_collections.ConfigDict()
-  c.dataset = "mini_kadid"
-  c.data_dir = ""
-  c.manual_dir = ""
-  c.builder_config = ""
-  c.mini_kadid = ml_collections.ConfigDict()
-  c.weights = "stage1"
-  c.checkpoint_dir = "stage1/checkpoints"
-  c.stage1_checkpoint = "best"
-  c.random_seed = 0
-  c.compare_random = True
-  c.kind = "narrow"
-  c.input_scale = "unit"
-  c.width = 1.0
-  c.blocks = (10, 20, 10)
-  c.compute_dtype = "float32"
-  c.batch_size = 16
-  c.progress = True
-  return c
-
-
-def _section(config, name: str = "stage2", defaults=None) -> ml_collections.ConfigDict:
-  """`config.<name>` over `defaults` (missing keys take the default; given values
-  replace defaults whatever their type, e.g. None for "")."""
-  out = (default_config() if defaults is None else defaults).to_dict()
-  given = config.get(name, None) if config is not None else None
-  if given is not None:
-    out.update(given.to_dict() if isinstance(given, ml_collections.ConfigDict)
-               else dict(given))
-  return ml_collections.ConfigDict(out)
-
-
-def _stage2_section(config) -> ml_collections.ConfigDict:
-  defaults = default_config()
-  model = config.get("model", None) if config is not None else None
-  if model is not None:
-    for k in ("width", "blocks", "input_scale"):
-      if k in model:
-        defaults[k] = model[k]
-  return _section(config, "stage2", defaults)
-
-
-# ---------------------------------------------------------------------------- data
 
 
 def _load_mini_kadid(data_dir, kwargs: dict, progress: bool):
@@ -164,7 +117,7 @@ def run_stage2(config, workdir, *, source=None, variables=None,
   "random"), then "random" when `compare_random`; also written to
   `<workdir>/stage2/feature_sets.json` for Stage 3 and the `deepfl-iqa` command.
   """
-  c = _stage2_section(config)
+  c = config_defaults.section(config, "stage2")
   if c.kind not in ("narrow", "wide"):
     raise ValueError(f"config.stage2.kind must be 'narrow' or 'wide', got {c.kind!r}")
   if c.input_scale not in ("unit", "keras"):

@@ -20,7 +20,7 @@ Outputs in `<workdir>/stage3/`:
                       `export`: the final fit on all records, or one repeat's);
                       model.json says which ("fit")
 
-Config section `config.stage3` (defaults in `default_config()`):
+Config section `config.stage3` (defaults: `deepfl_jax.config_defaults.stage3_config`):
   epochs (30), batch_size (128), learning_rate (1e-3), adam_eps (1e-7)
   hidden ((2048, 1024, 256)), dropout ((0.25, 0.25, 0.5)): the head's layers
   num_repeats (5), seed0 (0): splits with seeds seed0 .. seed0 + N - 1 (also the seeds
@@ -43,45 +43,13 @@ import pathlib
 import time
 from typing import Any, Callable, Mapping
 
-import ml_collections
 import numpy as np
 
-from deepfl_jax import atomic
+from deepfl_jax import atomic, config_defaults
 from deepfl_jax.data import splits as splits_lib
-from deepfl_jax.train import feature_cache, probes, regressor, reporting, stage2
+from deepfl_jax.train import feature_cache, probes, regressor, reporting
 from deepfl_jax.train.progress import Progress
 from deepfl_jax.train.regressor import STAGE_DIR
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """`config.stage3` with its defaults (see the module docstring)."""
-  c = ml_collections.ConfigDict()
-  c.epochs = 30
-  c.batch_size = 128
-  c.learning_rate = 1e-3
-  c.adam_eps = 1e-7
-  c.hidden = (2048, 1024, 256)
-  c.dropout = (0.25, 0.25, 0.5)
-  c.num_repeats = 5
-  c.seed0 = 0
-  c.split_kind = ""
-  c.fractions = (0.6, 0.2, 0.2)
-  c.plcc_fit = "logistic5"
-  c.feature_sets = ()
-  c.ridge = False
-  c.ridge_alphas = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-  c.export = "final"
-  c.export_repeat = 0
-  c.progress = True
-  return c
-
-
-def _section(config) -> ml_collections.ConfigDict:
-  return stage2._section(config, "stage3", default_config())  # pylint: disable=protected-access
-
-
-def _section(config) -> ml_collections.ConfigDict:
-  return stage2._section(config, "stage3", default_config())  # pylint: disable=protected-access
 
 
 def _load_sets(c, workdir, given) -> dict[str, feature_cache.FeatureSet]:
@@ -206,7 +174,7 @@ def run_stage3(config, workdir, *, feature_sets: Mapping[str, feature_cache.Feat
   `feature_sets` ({label: FeatureSet}, first = primary) defaults to what Stage 2
   recorded in the work directory. Returns the results dict (as in results.json).
   """
-  c = _section(config)
+  c = config_defaults.section(config, "stage3")
   if c.plcc_fit not in reporting.FIT_FORMULAS:
     raise ValueError(f"config.stage3.plcc_fit: {c.plcc_fit!r} is not one of "
                      f"{sorted(reporting.FIT_FORMULAS)}")

@@ -12,10 +12,12 @@ fit on all evaluation records for the same epoch count, for comparison.
 
 Outputs `<workdir>/stage3/transfer.json` and `transfer.md` (printed by the stage):
 per feature set and model (the regressor; the ridge probe refit on all evaluation
-records when Stage 3 ran it), SROCC / PLCC / KROCC over all transfer images, the mean SROCC of the
-five levels within each (content, type) and Stage 3's held-out SROCC beside them.
+records when Stage 3 ran it), SROCC / PLCC / KROCC over all transfer images, the mean
+SROCC of the five levels within each (content, type) and Stage 3's held-out SROCC
+beside them.
 
-Config section `config.transfer`: sklearn (True: use scikit-learn's photos when it is
+Config section `config.transfer` (defaults: `deepfl_jax.config_defaults.transfer_config`):
+sklearn (True: use scikit-learn's photos when it is
 installed), shared_dir (the ../shared folder; "" = none), folders (more photo folders),
 size (() = mini-KADID's size of config.stage2), compare (True: every feature set),
 batch_size (16).
@@ -30,22 +32,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from deepfl_jax import atomic
+from deepfl_jax import atomic, config_defaults
 from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.metrics import correlation
-from deepfl_jax.train import feature_cache, probes, regressor, reporting, stage2, stage3
-
-
-def default_config() -> ml_collections.ConfigDict:
-  """`config.transfer` with its defaults (see the module docstring)."""
-  c = ml_collections.ConfigDict()
-  c.sklearn = True
-  c.shared_dir = str(pristine.SHARED_DIR)
-  c.folders = ()
-  c.size = ()
-  c.compare = True
-  c.batch_size = 16
-  return c
+from deepfl_jax.train import feature_cache, probes, regressor, reporting
 
 
 def within_groups_srocc(pred, target, groups) -> float:
@@ -122,8 +112,8 @@ def _stage1_contents(config) -> str:
 def run_transfer(config, workdir) -> dict[str, Any]:
   """Scores the transfer set with the run's scoring model (and the other feature
   sets); writes stage3/transfer.json and transfer.md; returns the results."""
-  c = stage2._section(config, "transfer", default_config())  # pylint: disable=protected-access
-  s2 = stage2._stage2_section(config)  # pylint: disable=protected-access
+  c = config_defaults.section(config, "transfer")
+  s2 = config_defaults.section(config, "stage2")
   images = pristine.independent_photos(sklearn=bool(c.sklearn),
                                        shared_dir=c.shared_dir or None,
                                        folders=tuple(c.folders))
@@ -161,7 +151,7 @@ def run_transfer(config, workdir) -> dict[str, Any]:
   y = np.asarray(source.index["score"], np.float64)
   groups_ct = np.asarray([f"{a}|{b}" for a, b in zip(source.index["content"],
                                                       source.index["dist_type"])])
-  s3 = stage3._section(config)  # pylint: disable=protected-access
+  s3 = config_defaults.section(config, "stage3")
   results3 = json.loads((out_dir / "results.json").read_text())
   final = results3.get("final") or {}
   for label, path in sets.items():

@@ -21,12 +21,12 @@ def main(out_path):
   import numpy as np
   import optax
   import _tiny_backbone
-  from deepfl_jax import pretext, train as tr
+  from deepfl_jax import config_defaults, train as tr
   from deepfl_jax.pretext import contrastive, ranking, run
 
   assert jax.device_count() == 4, jax.devices()
   rng = np.random.default_rng(0)
-  c = pretext.default_config()
+  c = config_defaults.pretext_config()
   c.proj_hidden, c.proj_dim = 16, 8
   m = ml_collections.ConfigDict({"input_scale": "unit"})
   data = {

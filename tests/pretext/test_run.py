@@ -46,8 +46,8 @@ def test_contrastive_without_gathered_negatives_differs(four_devices):
 
 
 def _config(task, tmp_steps):
-  from configs import common
-  config = common.base_config("pretext_test")
+  from deepfl_jax import config_defaults
+  config = config_defaults.base_config("pretext_test")
   config.stage1.task = task
   config.stage1.photos = config.stage1.photos[:2]
   config.stage1.image_size = (40, 40)

@@ -83,10 +83,10 @@ def local(out_path: str):
     batch_error = None
   except ValueError as e:
     batch_error = str(e)
-  from deepfl_jax.train import config as tcfg
+  from deepfl_jax import config_defaults
   import ml_collections
-  cfg = ml_collections.ConfigDict({"train": tcfg.default_train_config(),
-                                   "optim": tcfg.default_optim_config()})
+  cfg = ml_collections.ConfigDict({"train": config_defaults.train_config(),
+                                   "optim": config_defaults.optim_config()})
   cfg.train.batch_size = 6
   try:
     tr.fit(cfg, "/nonexistent/never-created", init_variables=_tiny.init_variables,

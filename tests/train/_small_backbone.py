@@ -1,6 +1,7 @@
 """A width-reduced InceptionResNetV2 (width 1/8, one block per stage: 556 MLSP
 features), a few tiny images of two sizes and Stage 1 checkpoints of it, shared by the
-Stage 2 tests (weights, features, feature cache, run_stage2)."""
+Stage 2 tests (weights, features, feature cache, run_stage2); their fixtures
+`small_variables` and `tiny_source` are in conftest.py."""
 from __future__ import annotations
 
 import jax
@@ -15,11 +16,12 @@ SMALL = irv2.InceptionResNetV2(width=WIDTH, blocks=BLOCKS)
 NUM_FEATURES = sum(irv2.tap_widths(WIDTH, BLOCKS))
 
 
-def small_variables(seed: int = 3) -> dict:
+def init_small_variables(seed: int = 3) -> dict:
+  """Random variables of `SMALL` as NumPy arrays."""
   return jax.tree.map(np.asarray, irv2.init_variables(SMALL, seed=seed))
 
 
-def tiny_source(n=7):
+def make_tiny_source(n=7):
   """n images: sizes alternate 75x75 / 80x96 (so size groups interleave), scores."""
   rng = np.random.default_rng(0)
   examples = []

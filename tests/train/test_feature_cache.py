@@ -9,18 +9,7 @@ import numpy as np
 import pytest
 
 from deepfl_jax.train import feature_cache, features, weights
-from tests.train._small_backbone import (NUM_FEATURES, SMALL, small_variables,
-                                         tiny_source)
-
-
-@pytest.fixture(scope="module")
-def variables():
-  return small_variables()
-
-
-@pytest.fixture(scope="module")
-def source():
-  return tiny_source()
+from tests.train._small_backbone import NUM_FEATURES, SMALL
 
 
 def _cached(work, variables, source, info, kind="narrow"):
@@ -29,51 +18,51 @@ def _cached(work, variables, source, info, kind="narrow"):
                                        progress=False)
 
 
-def test_cache_reused_and_invalidated_by_other_weights(tmp_path, variables, source,
-                                                      monkeypatch):
+def test_cache_reused_and_invalidated_by_other_weights(tmp_path, small_variables,
+                                                      tiny_source, monkeypatch):
   work = str(tmp_path)
   calls = []
   real = features.extract_features
   monkeypatch.setattr(features, "extract_features",
                       lambda *a, **k: calls.append(1) or real(*a, **k))
   info = {"kind": "random", "seed": 3}
-  first = _cached(work, variables, source, info)
+  first = _cached(work, small_variables, tiny_source, info)
   assert not first.reused and len(calls) == 1
   saved = json.loads((first.path / "index.json").read_text())
-  assert saved["identity"]["weights_digest"] == weights.weights_digest(variables)
-  assert saved["records"]["name"] == list(source.index["name"])
-  assert saved["shape"] == [len(source), NUM_FEATURES]
+  assert saved["identity"]["weights_digest"] == weights.weights_digest(small_variables)
+  assert saved["records"]["name"] == list(tiny_source.index["name"])
+  assert saved["shape"] == [len(tiny_source), NUM_FEATURES]
   # The sizes the features were taken at (deepfl-iqa score names the most frequent).
-  shapes = [tuple(np.asarray(source.records[i]["image"]).shape[:2])
-            for i in range(len(source))]
+  shapes = [tuple(np.asarray(tiny_source.records[i]["image"]).shape[:2])
+            for i in range(len(tiny_source))]
   assert {(h, w): n for h, w, n in saved["image_sizes"]} == {
       s: shapes.count(s) for s in set(shapes)}
   assert saved["image_sizes"][0][2] == max(shapes.count(s) for s in shapes)
 
-  again = _cached(work, variables, source, info)
+  again = _cached(work, small_variables, tiny_source, info)
   assert again.reused and len(calls) == 1 and again.path == first.path
   np.testing.assert_array_equal(np.asarray(again.features), first.features)
   loaded = feature_cache.load_feature_set(first.path)
-  assert list(loaded.columns["name"]) == list(source.index["name"])
+  assert list(loaded.columns["name"]) == list(tiny_source.index["name"])
   assert loaded.metadata["score_name"] == "mos"
 
   # One changed weight -> a new cache entry, never the stale one.
-  other = jax.tree.map(np.copy, variables)
+  other = jax.tree.map(np.copy, small_variables)
   other["params"]["conv2d_1"]["kernel"] = other["params"]["conv2d_1"]["kernel"] * 1.5
-  changed = _cached(work, other, source, info)
+  changed = _cached(work, other, tiny_source, info)
   assert not changed.reused and len(calls) == 2 and changed.path != first.path
   assert not np.allclose(changed.features, first.features)
 
   # The wide kind is another cache entry too.
-  wide = _cached(work, variables, source, info, kind="wide")
-  assert not wide.reused and wide.features.shape == (len(source), 5, 5, NUM_FEATURES)
+  wide = _cached(work, small_variables, tiny_source, info, kind="wide")
+  assert not wide.reused and wide.features.shape == (len(tiny_source), 5, 5, NUM_FEATURES)
 
 
-def test_backbone_reloaded_from_record_and_checked(tmp_path, variables, source):
-  fs = _cached(str(tmp_path), variables, source, {"kind": "random", "seed": 3})
+def test_backbone_reloaded_from_record_and_checked(tmp_path, small_variables, tiny_source):
+  fs = _cached(str(tmp_path), small_variables, tiny_source, {"kind": "random", "seed": 3})
   model, v = feature_cache.backbone_from_feature_set(fs, str(tmp_path))
   assert model.width == SMALL.width and tuple(model.blocks) == SMALL.blocks
-  assert weights.weights_digest(v) == weights.weights_digest(variables)
+  assert weights.weights_digest(v) == weights.weights_digest(small_variables)
   # Recorded as seed 4 but extracted with seed 3's weights: the digest check refuses.
   fs.info["weights"] = {"kind": "random", "seed": 4}
   with pytest.raises(ValueError, match="changed since Stage 2"):

@@ -6,34 +6,23 @@ import pytest
 
 from deepfl_jax.models import mlsp_extractor
 from deepfl_jax.train import features
-from tests.train._small_backbone import (NUM_FEATURES, SMALL, small_variables,
-                                         tiny_source)
+from tests.train._small_backbone import NUM_FEATURES, SMALL
 
 
-@pytest.fixture(scope="module")
-def variables():
-  return small_variables()
-
-
-@pytest.fixture(scope="module")
-def source():
-  return tiny_source()
-
-
-def test_extraction_matches_per_image_features(variables, source):
-  feats = features.extract_features(variables, source.records, model=SMALL,
+def test_extraction_matches_per_image_features(small_variables, tiny_source):
+  feats = features.extract_features(small_variables, tiny_source.records, model=SMALL,
                                     batch_size=3, progress=False)
-  assert feats.shape == (len(source), NUM_FEATURES) and feats.dtype == np.float32
-  fn = mlsp_extractor(variables, model=SMALL)
+  assert feats.shape == (len(tiny_source), NUM_FEATURES) and feats.dtype == np.float32
+  fn = mlsp_extractor(small_variables, model=SMALL)
   for i in (0, 1, 3, 6):  # both sizes, padded and full batches
-    img = source.records[i]["image"][None].astype(np.float32) / 255.0
+    img = tiny_source.records[i]["image"][None].astype(np.float32) / 255.0
     np.testing.assert_allclose(feats[i], np.asarray(fn(img))[0], rtol=2e-4, atol=2e-5)
   assert np.all(np.isfinite(feats)) and np.std(feats) > 0
   assert not np.allclose(feats[1], feats[2])  # each row is its own image
 
 
-def test_wide_features_shape(variables, source):
-  feats = features.extract_features(variables, source.records[:2], model=SMALL,
+def test_wide_features_shape(small_variables, tiny_source):
+  feats = features.extract_features(small_variables, tiny_source.records[:2], model=SMALL,
                                     kind="wide", batch_size=2, progress=False)
   assert feats.shape == (2, 5, 5, NUM_FEATURES)
 

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 import pytest
 
+from deepfl_jax import config_defaults
 from deepfl_jax import train as tr
 from tests.train import _tiny
 
@@ -147,8 +148,8 @@ def test_schedules_and_optimizer_config():
     tr.make_optimizer(name="sgd")
   with pytest.raises(ValueError, match="adamw"):
     tr.make_optimizer(name="adam", weight_decay=1e-4)
-  cfg = ml_collections.ConfigDict({"train": tr.default_train_config(),
-                                   "optim": tr.default_optim_config()})
+  cfg = ml_collections.ConfigDict({"train": config_defaults.train_config(),
+                                   "optim": config_defaults.optim_config()})
   cfg.train.num_steps, cfg.optim.warmup_steps = 20, 5
   tx, sched = tr.from_config(cfg)
   assert isinstance(tx, optax.GradientTransformation) and abs(float(sched(5)) - 1e-4) < 1e-9

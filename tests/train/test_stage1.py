@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from deepfl_jax import config_defaults
 from deepfl_jax import train as tr
 from deepfl_jax.models import NUM_PROXIES
 from deepfl_jax.train import stage1
@@ -178,8 +179,7 @@ def test_masked_loss_over_devices_equals_the_global_masked_mean(tmp_path):
 def test_pristine_source_and_crops_follow_config():
   # The demo's Stage 1 source: grey photographs + dead leaves; crops of the crop size
   # from every record (the small grey photographs are enlarged), plain or augmented.
-  from configs import common  # pylint: disable=import-outside-toplevel
-  c = common.stage1_config()
+  c = config_defaults.stage1_config()
   c.update(source="pristine", crop_size=(192, 256))
   c.pristine.num_dead_leaves = 2
   src = stage1._pristine_source(c)  # pylint: disable=protected-access

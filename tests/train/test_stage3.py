@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepfl_jax import config_defaults
 from deepfl_jax.data import splits
 from deepfl_jax.metrics import correlation
 from deepfl_jax.train import feature_cache, regressor, stage3
@@ -41,7 +42,7 @@ def test_run_stage3_writes_results(tmp_path):
   (tmp_path / feature_cache.STAGE_DIR / feature_cache.POINTER).write_text(
       json.dumps({"primary": "trained", "sets": sets}))
   config = ml_collections.ConfigDict()
-  config.stage3 = stage3.default_config()
+  config.stage3 = config_defaults.stage3_config()
   config.stage3.update(epochs=10, batch_size=32, learning_rate=LR, hidden=HIDDEN,
                        num_repeats=3, ridge=True, progress=False, plcc_fit="logistic4",
                        export="repeat")
@@ -107,7 +108,7 @@ def test_final_scoring_model_is_fit_on_all_contents(tmp_path):
   # The default export: one regressor on every record for the median best epoch of
   # the splits; model.json says so, and it fits the (training) data it saw.
   x, y, content = _synthetic_workdir(tmp_path)
-  config = ml_collections.ConfigDict({"stage3": stage3.default_config()})
+  config = ml_collections.ConfigDict({"stage3": config_defaults.stage3_config()})
   config.stage3.update(epochs=8, batch_size=32, learning_rate=LR, hidden=HIDDEN,
                        num_repeats=3, progress=False)
   res = stage3.run_stage3(config, str(tmp_path))

@@ -8,6 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from deepfl_jax import config_defaults
 from deepfl_jax.train import transfer
 
 
@@ -21,7 +22,7 @@ def test_within_groups_srocc_averages_per_group():
 
 
 def test_no_independent_contents_is_said_plainly(tmp_path):
-  config = ml_collections.ConfigDict({"transfer": transfer.default_config()})
+  config = ml_collections.ConfigDict({"transfer": config_defaults.transfer_config()})
   config.transfer.update(sklearn=False, shared_dir="")
   res = transfer.run_transfer(config, str(tmp_path))
   assert res["contents"] == [] and "scikit-learn" in res["note"]
