@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from deepfl_jax import verbosity
+from deepfl_jax.data import mini_kadid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -90,8 +91,6 @@ def _read_image(path: pathlib.Path, size: tuple[int, int] | None = None) -> np.n
   except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
     raise CliError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
   if size is not None:
-    # pylint: disable-next=import-outside-toplevel
-    from deepfl_jax.data import mini_kadid  # lazy: imports JAX
     rgb = mini_kadid.fit_to_size(rgb, size)
   return rgb
 
