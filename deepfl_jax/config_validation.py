@@ -102,6 +102,8 @@ def _type_ids(n: int):
 
 def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
   """{section: {key: check}}; a check returns None or what the value must be."""
+  # Lazy: these import JAX, and main.py imports this module before the flags (and the
+  # config file) are parsed, while native logs may still be silenced.
   # pylint: disable=import-outside-toplevel
   from deepfl_jax.data import histeq
   from deepfl_jax.distortions.registry import NUM_TYPES

@@ -20,21 +20,19 @@ Outputs in `<workdir>/stage3/`:
                       `export`: the final fit on all records, or one repeat's);
                       model.json says which ("fit")
 
-Config section `config.stage3` (defaults: `deepfl_jax.config_defaults.stage3_config`):
-  epochs (30), batch_size (128), learning_rate (1e-3), adam_eps (1e-7)
-  hidden ((2048, 1024, 256)), dropout ((0.25, 0.25, 0.5)): the head's layers
-  num_repeats (5), seed0 (0): splits with seeds seed0 .. seed0 + N - 1 (also the seeds
-    of initialisation, shuffling and dropout of each repeat)
+Config section `config.stage3` (defaults, the paper's: `config_defaults.stage3_config`):
+  epochs, batch_size, learning_rate, adam_eps; hidden, dropout: the head's layers
+  num_repeats, seed0: splits with seeds seed0 .. seed0 + N - 1 (also the seeds of
+    initialisation, shuffling and dropout of each repeat)
   split_kind ("" = the database's own: content / official / random), fractions
-    ((0.6, 0.2, 0.2))
-  plcc_fit ("logistic5" (Sheikh et al. 2006) | "logistic4" (VQEG))
+  plcc_fit: "logistic5" (Sheikh et al. 2006) | "logistic4" (VQEG)
   feature_sets (() = every set Stage 2 wrote, primary first)
-  ridge (False): add the ridge probe; ridge_alphas: penalties relative to the mean
-    squared singular value of the standardised training features
-  export ("final"): which regressor `deepfl-iqa score` uses: "final" = one fit on ALL
-    records (every evaluation content) for the median best epoch of the splits;
-    "repeat" = the regressor of repeat `export_repeat` (0), fit on its training part
-  progress (True)
+  ridge: add the ridge probe; ridge_alphas: penalties relative to the mean squared
+    singular value of the standardised training features
+  export: which regressor `deepfl-iqa score` uses: "final" = one fit on ALL records
+    (every evaluation content) for the median best epoch of the splits; "repeat" = the
+    regressor of repeat `export_repeat`, fit on its training part
+  progress
 """
 from __future__ import annotations
 
