@@ -74,9 +74,11 @@ class Checkpointer:
     # step of a run); every save below is forced.
     if not read_only:
       _remove_unfinished_saves(self.directory)
+    # Not orbax's own read_only option: it logs three warnings per manager.
+    self.read_only = read_only
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=1, max_to_keep=keep, create=not read_only,
-        read_only=read_only, enable_async_checkpointing=async_save)
+        enable_async_checkpointing=async_save)
     import grain  # pylint: disable=import-outside-toplevel
     self._mngr = ocp.CheckpointManager(
         self.directory, options=options,
@@ -102,6 +104,8 @@ class Checkpointer:
     restore (e.g. the validation score of a best checkpoint). `data`: the input
     iterator (with `get_state() -> bytes`, e.g. `data.pipeline.Batches`); its state
     at this call is saved as item "data" (one file per process, Grain's format)."""
+    if self.read_only:
+      raise ValueError(f"{self.directory} was opened read-only; it is not saved to")
     if step in self.all_steps():
       return False  # never overwrite an existing checkpoint
     if not force and step % self.save_every:

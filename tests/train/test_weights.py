@@ -29,8 +29,11 @@ def test_stage1_best_checkpoint_by_default_latest_by_choice(tmp_path, small_vari
   assert info["step"] == 30 and info["selection"] == "latest" and info["kind"] == "stage1"
   assert weights.weights_digest(v) == weights.weights_digest(later)
   save_stage1(tmp_path / "stage1" / "best", 10, small_variables)
+  files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
   v, info = weights.resolve_weights("stage1", work, model=SMALL)
   assert info["step"] == 10 and info["selection"] == "best"
+  # Stage 1's folders are only read.
+  assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == files
   assert weights.weights_digest(v) == weights.weights_digest(small_variables)
   # The recorded checkpoint folder reloads the same backbone (for scoring).
   again, _ = weights.stage1_backbone(info["checkpoint"])
