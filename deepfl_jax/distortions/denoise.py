@@ -39,6 +39,11 @@ def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
   """Average over the shifted 8x8 grids of the shrunk block DCTs of (C, H, W) planes.
 
   pilot None: hard thresholding at _HARD * sigma; else Wiener weights from pilot.
+  The separable block DCT is split so that work is shared between grids: the DCT along
+  x is computed once per column offset dx and serves the four row offsets dy; the
+  inverse along x is applied once per dx to the sum over dy of the inverse along y
+  (both are linear). Every transform is a matrix product over the last axis (rows are
+  moved last once per dx), 1.6x fewer operations than 16 independent 2-D block DCTs.
   """
   c, h, w = noisy.shape
   hb, wb = _B * -(-(h + _B) // _B), _B * -(-(w + _B) // _B)
@@ -46,27 +51,37 @@ def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
   pads = ((0, 0), (top, max(_OFFSETS) + hb - top - h), (top, max(_OFFSETS) + wb - top - w))
   xp = jnp.pad(noisy, pads, mode="symmetric")
   pp = None if pilot is None else jnp.pad(pilot, pads, mode="symmetric")
+  hp, wp = xp.shape[1:]
+  nq, np_ = wb // _B, hb // _B
   d = jnp.asarray(dct_matrix(_B), noisy.dtype)
-  dc_mask = np.ones((_B, _B))
-  dc_mask[0, 0] = 0.0
-  dc_mask = jnp.asarray(dc_mask, noisy.dtype)
+  dc = np.zeros((_B, 1, _B), bool)               # coefficient (v, u) = (0, 0) is kept
+  dc[0, 0, 0] = True
 
-  def to_coef(plane):
-    blk = plane.reshape(c, hb // _B, _B, wb // _B, _B)
-    return jnp.einsum("ui,cpiqj,vj->cpquv", d, blk, d, precision=_HI)
+  def rows_fwd(plane, dx):
+    """(c, hp, wp) -> (c, nq, v, hp): DCT along x of the blocks at dx, rows last."""
+    r = jnp.matmul(plane[:, :, dx:dx + wb].reshape(c, hp, nq, _B), d.T, precision=_HI)
+    return jnp.transpose(r, (0, 2, 3, 1))
+
+  def cols_fwd(r, dy):
+    """(c, nq, v, hp) -> (c, nq, v, np_, u): DCT along y of the blocks at dy."""
+    return jnp.matmul(r[..., dy:dy + hb].reshape(c, nq, _B, np_, _B), d.T, precision=_HI)
 
   acc = jnp.zeros_like(xp)
-  for dy in _OFFSETS:
-    for dx in _OFFSETS:
-      coef = to_coef(xp[:, dy:dy + hb, dx:dx + wb])
+  for dx in _OFFSETS:
+    r = rows_fwd(xp, dx)
+    rp = None if pilot is None else rows_fwd(pp, dx)
+    z = jnp.zeros((c, nq, _B, hp), noisy.dtype)
+    for dy in _OFFSETS:
+      coef = cols_fwd(r, dy)
       if pilot is None:
-        keep = (jnp.abs(coef) > _HARD * sigma) | (dc_mask == 0)
-        coef = jnp.where(keep, coef, 0.0)
+        coef = jnp.where((jnp.abs(coef) > _HARD * sigma) | dc, coef, 0.0)
       else:
-        p2 = to_coef(pp[:, dy:dy + hb, dx:dx + wb]) ** 2
+        p2 = cols_fwd(rp, dy) ** 2
         coef = coef * p2 / (p2 + sigma ** 2 + 1e-12)
-      rec = jnp.einsum("ui,cpquv,vj->cpiqj", d, coef, d, precision=_HI)
-      acc = acc.at[:, dy:dy + hb, dx:dx + wb].add(rec.reshape(c, hb, wb))
+      inv = jnp.matmul(coef, d, precision=_HI).reshape(c, nq, _B, hb)
+      z = z + jnp.pad(inv, ((0, 0), (0, 0), (0, 0), (dy, hp - hb - dy)))
+    rec = jnp.matmul(jnp.transpose(z, (0, 3, 1, 2)), d, precision=_HI).reshape(c, hp, wb)
+    acc = acc + jnp.pad(rec, ((0, 0), (0, 0), (dx, wp - wb - dx)))
   n = len(_OFFSETS) ** 2
   return acc[:, top:top + h, top:top + w] / n
 
