@@ -1,7 +1,8 @@
 """Compare the four Stage 1 pretext tasks on equal terms (issue 15, `deepfl_jax.pretext`):
 "fr_proxies" (DeepFL-IQA), "ranking" (RankIQA), "ranking_mlsp" (multi-level ranking)
 and "contrastive" (QPT), each training the demo's width-reduced InceptionResNetV2 for
-the same steps, batch, optimiser and pristine photographs, then the same Stage 2 (narrow
+the same steps, batch, optimiser and pristine images (the demo's: grey photographs and
+dead leaves, contents that no later stage evaluates), then the same Stage 2 (narrow
 MLSP on mini-KADID) and Stage 3 (regressor and ridge probe, content splits) and
 end-to-end fine-tuning; random backbone weights give the floor row.
 
@@ -9,9 +10,10 @@ end-to-end fine-tuning; random backbone weights give the floor row.
 
 Scaled-down choices as configs/demo.py (its measurements in experiments/RESULTS.md);
 crops of 192x256 for every task (the FR metrics need >= 176 px), QPT views of 128x128.
-Time on 2 loaded CPU cores: about 36 minutes summed over an interrupted run (over the
-25 asked; experiments/RESULTS.md, issue 15). At 200 steps no task yet separates from
-random weights there: the budget is a starting point, not a result.
+Time on 2 loaded CPU cores: about 36 minutes summed over an interrupted run, measured
+before this protocol with Stage 1 on mini-KADID's own photographs (over the 25 asked;
+experiments/RESULTS.md, issue 15). At 200 steps no task separated from random weights
+there: the budget is a starting point, not a result.
 """
 from configs import demo
 
@@ -20,11 +22,9 @@ def get_config():
   config = demo.get_config()
   config.name = "compare_pretext"
   config.stages = ("compare_pretext",)
-  # Stage 1 on mini-KADID's photographs as measured (demo's "pristine" source of issue 13
-  # needs the pretext crops to take Stage 1's augmenting transform first).
-  config.stage1.source = "embedded"
-  config.stage1.image_size = (192, 256)
-  config.stage1.augment.enabled = False
+  # The demo's protocol (issue 13): every task's Stage 1 on the demo's pristine images
+  # (grey photographs + dead leaves, random scales, flips and colours: the pretext
+  # crops take Stage 1's transform), Stages 2/3 on mini-KADID's unseen photographs.
   config.compare = {"tasks": (), "finetune": True}   # () = all four tasks
   config.train.num_steps = 200
   config.train.batch_size = 12         # 12 crops / 2 groups of 6 / 3 contents x 2 x 2

@@ -183,16 +183,17 @@ def make_views(crops: np.ndarray, key, cfg: DataConfig, *, first_content: int = 
 
 def stream(source, cfg: DataConfig, *, indices=None, contents: int, seed: int,
            start_step: int = 0,
-           process_index: int | None = None, process_count: int | None = None
-           ) -> Iterator[dict]:
+           process_index: int | None = None, process_count: int | None = None,
+           transform=None) -> Iterator[dict]:
   """This process's contrastive batches from `start_step` on (step s: a pure function
   of (seed, s), so a resumed run sees the same batches); `indices`: the records to use
   (default all). Yields {"image"} only (the network's input); `make_views` has the
-  bookkeeping fields."""
+  bookkeeping fields. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
   from deepfl_jax.pretext.crops import pristine_crops
   crops, pi, _ = pristine_crops(source, indices, per_process=contents,
                                 crop_size=cfg.crop_size, seed=seed, start_step=start_step,
-                                process_index=process_index, process_count=process_count)
+                                process_index=process_index, process_count=process_count,
+                                transform=transform)
   with crops:
     step = start_step
     while True:

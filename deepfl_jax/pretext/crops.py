@@ -1,5 +1,7 @@
 """Random pristine crops for the pretext streams: `pipeline.batches` with Stage 1's
-crop transform, positioned at a step (so resumed runs see the same crops)."""
+crop transform (`train.stage1._crop_transform`: e.g. the random scales and flips of
+`data.pristine.augment_transform`), positioned at a step (so resumed runs see the same
+crops)."""
 from __future__ import annotations
 
 import jax
@@ -8,11 +10,13 @@ import numpy as np
 
 def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
                    start_step: int = 0, process_index: int | None = None,
-                   process_count: int | None = None):
+                   process_count: int | None = None, transform=None):
   """(batches of `per_process` uint8 crops for this process, process index, count).
 
   `indices`: the records to use (default all); fewer records than crops per step (e.g.
-  the 8 embedded photographs) are listed several times, each occurrence its own crop."""
+  the 8 embedded photographs) are listed several times, each occurrence its own crop.
+  `transform`: Stage 1's crop transform (a `pipeline.Transform` making uint8 crops of
+  `crop_size`); None: a uniformly placed crop at native scale."""
   from deepfl_jax.data import pipeline, synthesis
   pi = jax.process_index() if process_index is None else process_index
   pc = jax.process_count() if process_count is None else process_count
@@ -23,5 +27,6 @@ def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
     indices = np.tile(indices, -(-per_process * pc // len(indices)))
   crops = pipeline.batches(source, indices, batch_size=per_process, seed=seed,
                            start_step=start_step, process_index=pi, process_count=pc,
-                           transform=synthesis.crop_transform(tuple(crop_size)))
+                           transform=transform or synthesis.crop_transform(
+                               tuple(crop_size)))
   return crops, pi, pc

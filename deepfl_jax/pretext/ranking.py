@@ -129,17 +129,18 @@ def make_groups(crops: np.ndarray, types: np.ndarray, keys, *,
 
 def stream(source, *, indices=None, groups: int, crop_size: tuple[int, int], seed: int,
            start_step: int = 0, types=None, include_pristine: bool = True,
-           process_index: int | None = None, process_count: int | None = None
-           ) -> Iterator[dict]:
+           process_index: int | None = None, process_count: int | None = None,
+           transform=None) -> Iterator[dict]:
   """This process's ranking batches from step `start_step` on: `groups` groups per
   process and step, each a random crop of a pristine image of `source` with a uniform
   type from `types` (default all 25) at every level; `indices`: the records to use
   (default all). Step s is a pure function of (seed, s), so a resumed run sees the
-  same batches."""
+  same batches. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
   from deepfl_jax.pretext.crops import pristine_crops
   crops, pi, pc = pristine_crops(source, indices, per_process=groups, crop_size=crop_size,
                                  seed=seed, start_step=start_step,
-                                 process_index=process_index, process_count=process_count)
+                                 process_index=process_index, process_count=process_count,
+                                 transform=transform)
   with crops:
     step = start_step
     while True:

@@ -95,7 +95,7 @@ def run_pretext(config, workdir: str):
 
   from deepfl_jax.pretext import contrastive, degradations, ranking
   from deepfl_jax.train import loop, parallel, validation
-  from deepfl_jax.train.stage1 import _pristine_source, check_init_from
+  from deepfl_jax.train.stage1 import _crop_transform, _pristine_source, check_init_from
 
   c, m = config.stage1, config.model
   init_from = check_init_from(m.get("init_from", ""))  # before any data work
@@ -114,6 +114,7 @@ def run_pretext(config, workdir: str):
                len(train_idx), len(val_idx))
   model = make_network(task, config)
   types = tuple(c.types) or None
+  transform = _crop_transform(c)  # Stage 1's crops (random scales and flips if set)
 
   if task in ("ranking", "ranking_mlsp"):
     size = ranking.group_size(bool(c.get("include_pristine", True)))
@@ -127,7 +128,7 @@ def run_pretext(config, workdir: str):
                             crop_size=tuple(c.crop_size), seed=stream_seed,
                             start_step=start_step, types=types,
                             include_pristine=bool(c.get("include_pristine", True)),
-                            process_index=pi, process_count=pc)
+                            process_index=pi, process_count=pc, transform=transform)
 
     def val_metrics(out_, b):
       return {"val/loss": ranking.ranking_loss(out_, b["group"], b["level"],
@@ -153,7 +154,7 @@ def run_pretext(config, workdir: str):
     def make_stream(indices, contents, stream_seed, start_step=0, pi=None, pc=None):
       return contrastive.stream(source, dc, indices=indices, contents=contents,
                                 seed=stream_seed, start_step=start_step,
-                                process_index=pi, process_count=pc)
+                                process_index=pi, process_count=pc, transform=transform)
 
     def val_metrics(out_, b):
       del b
