@@ -155,7 +155,8 @@ def run_finetune(config, workdir) -> dict:
                                     int(c3.seed0), tuple(c3.fractions))
   backbone = weights_lib.make_backbone(c2)
   weights = {weights_lib.weights_label(c2.weights): weights_lib.resolve_weights(
-      c2.weights, workdir, model=backbone, checkpoint_dir=c2.checkpoint_dir)[0]}
+      c2.weights, workdir, model=backbone, checkpoint_dir=c2.checkpoint_dir,
+      stage1_checkpoint=c2.stage1_checkpoint)[0]}
   if c.compare_random and c2.weights != "random":
     weights["random"] = weights_lib.resolve_weights("random", workdir, model=backbone,
                                                     seed=int(c2.random_seed))[0]
