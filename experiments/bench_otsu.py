@@ -27,6 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from deepfl_jax.data import mini_kadid, synthesis  # noqa: E402
 from deepfl_jax.distortions import DISTORTIONS, otsu, spatial  # noqa: E402
 from deepfl_jax.distortions._common import mapmm  # noqa: E402
+from tests.distortions.conftest import KadidRef  # noqa: E402
 
 LEVELS = DISTORTIONS[22].levels
 
@@ -35,7 +36,6 @@ def _octave_inputs():
   root = pathlib.Path("/work/shared/data/kadid_octave_ref")
   if not root.exists():
     return []
-  from tests.distortions.conftest import KadidRef
   ref = KadidRef(root)
   out = []
   for kind in ("crop", "full"):

@@ -24,6 +24,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import array  # private: the Array class whose host reads are counted
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
@@ -89,7 +90,6 @@ def mixed_vs_single(args, size):
 
 
 def reads_per_step(args, size):
-  from jax._src import array
   orig = array.ArrayImpl._value
   count = [0]
 

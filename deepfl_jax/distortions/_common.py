@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepfl_jax.ops.kernels import imgaussfilt_taps
+
 HI = jax.lax.Precision.HIGHEST
 
 
@@ -145,5 +147,4 @@ def sep_filter_replicate(planes: jnp.ndarray, taps: jnp.ndarray) -> jnp.ndarray:
 
 def imgaussfilt(planes: jnp.ndarray, sigma, half_width: int) -> jnp.ndarray:
   """MATLAB `imgaussfilt(I, sigma)` (replicate padding) per plane (C, H, W)."""
-  from deepfl_jax.ops.kernels import imgaussfilt_taps
   return sep_filter_replicate(planes, imgaussfilt_taps(sigma, half_width, planes.dtype))

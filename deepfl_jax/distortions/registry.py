@@ -1,4 +1,4 @@
-"""The 25 KADID-10k / KADIS-700k distortion types (spec distortions.md, type table).
+"""The 25 KADID-10k / KADIS-700k distortion types (the KADIS-700k MATLAB generator).
 
 `DISTORTIONS[id]` (id 1..25, KADID's `yy` in `Ixx_yy_zz.png`) is a `Distortion` with
 `name`, `group`, `levels` (the five parameters of the original `imdist_generator.m`,

@@ -4,7 +4,8 @@ KADIS-700k's `kadis700k_ref_imgs.csv` (columns ref_im, dist_type_1, dist_type_2)
 each pristine image ONE type, generated at all five levels. Quirk of the release: no
 row has type 8 as dist_type_1, but 5,529 of the rows with dist_type_1 = 7 carry
 dist_type_2 = 8 and the published FR scores label those images type 8 ("saturate"):
-such rows generate type 8 (spec distortions.md, KADIS-700k assignment).
+such rows generate type 8 (KADIS-700k release files; Lin, Hosu & Saupe, "KADID-10k: A
+Large-scale Artificially Distorted IQA Database", QoMEX 2019).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from deepfl_jax.distortions.otsu import multithresh
 from deepfl_jax.ops.matlab import round_half_away
 
 JITTER_ITERATIONS = 5
@@ -185,7 +186,6 @@ def quantization(image, n_thresholds, key=None, *, max_thresholds: int = 20,
   together (see `otsu.py`), then imquantize(I, th, [0, th(2:end), 1]): I <= th(1) -> 0,
   th(k-1) < I <= th(k) -> th(k), I > th(N) -> 1. N is clamped to [3, max_thresholds].
   host / search_dtype: where and in which precision the Otsu search runs (otsu.py)."""
-  from deepfl_jax.distortions.otsu import multithresh
   del key
   n = jnp.clip(jnp.round(jnp.asarray(n_thresholds)), 3, max_thresholds).astype(jnp.int32)
   th = multithresh(image, n, max_thresholds=max_thresholds, host=host,

@@ -9,11 +9,11 @@ import pytest
 
 from deepfl_jax.distortions import (DISTORTIONS, LEVEL_TABLE, distort, distort_param,
                                     distort_runs, kadis_assignment, kadis_type,
-                                    sample_type_level)
+                                    read_kadis_csv, sample_type_level)
 from deepfl_jax.distortions.registry import BY_NAME
 
-# The `levels` arrays of imdist_generator.m (spec distortions.md, type table).
-SPEC_LEVELS = {
+# The `levels` arrays of the KADIS-700k generator's imdist_generator.m.
+GENERATOR_LEVELS = {
     1: (0.1, 0.5, 1, 2, 5), 2: (1, 2, 4, 6, 8), 3: (1, 2, 4, 6, 10),
     4: (1, 3, 6, 8, 12), 5: (1, 3, 6, 8, 12), 6: (64, 48, 32, 16, 8),
     7: (0.4, 0.2, 0.1, 0, -0.4), 8: (1, 2, 3, 6, 9), 9: (16, 32, 45, 120, 400),
@@ -40,13 +40,13 @@ def _image(seed=0, h=56, w=64):
   return jnp.asarray(img, jnp.float32)
 
 
-def test_registry_matches_spec():
+def test_registry_matches_imdist_generator():
   assert sorted(DISTORTIONS) == list(range(1, 26))
   for i, d in DISTORTIONS.items():
     assert d.id == i
-    assert d.levels == tuple(float(v) for v in SPEC_LEVELS[i]), i
+    assert d.levels == tuple(float(v) for v in GENERATOR_LEVELS[i]), i
     assert d.stochastic == (i in STOCHASTIC), i
-    np.testing.assert_array_equal(LEVEL_TABLE[i - 1], SPEC_LEVELS[i])
+    np.testing.assert_array_equal(LEVEL_TABLE[i - 1], GENERATOR_LEVELS[i])
   assert {d.group for d in DISTORTIONS.values()} == {
       "blur", "color", "compression", "noise", "brightness", "spatial",
       "sharpness_contrast"}
@@ -214,7 +214,6 @@ def test_kadis_assignment_with_type_7_8_quirk(tmp_path):
   csv = tmp_path / "kadis700k_ref_imgs.csv"
   csv.write_text("ref_im,dist_type_1,dist_type_2\n"
                  "a.png,7,8\nb.png,7,3\nc.png,22,8\nd.png,1,\n")
-  from deepfl_jax.distortions import read_kadis_csv
   jobs = kadis_assignment(read_kadis_csv(csv))
   assert len(jobs) == 20
   assert [j.dist_type for j in jobs[::5]] == [8, 7, 22, 1]

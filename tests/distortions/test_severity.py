@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from skimage import data
 
 from deepfl_jax.distortions import DISTORTIONS, distort
 
@@ -26,7 +27,6 @@ SLACK = {23: 0.5}
 
 
 def _photos(h=96, w=128):
-  from skimage import data
   out = []
   for name in ("astronaut", "coffee", "chelsea"):
     img = getattr(data, name)()[..., :3].astype(np.float64) / 255
