@@ -21,6 +21,7 @@ import numpy as np
 
 def is_writer() -> bool:
   """True on the process that writes shared files (JAX process 0)."""
+  # Lazy: this module stays JAX-free (it is imported before JAX's logging is set up).
   import jax  # pylint: disable=import-outside-toplevel
   return jax.process_index() == 0
 

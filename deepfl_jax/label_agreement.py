@@ -27,8 +27,10 @@ import jax
 import numpy as np
 from PIL import Image
 
-from deepfl_jax import atomic
+from deepfl_jax import atomic, metrics
 from deepfl_jax.data import histeq
+from deepfl_jax.distortions import distort
+from deepfl_jax.distortions.registry import DISTORTIONS
 from deepfl_jax.metrics import correlation, fused
 
 OURS_FILE = "ours.csv"
@@ -36,7 +38,6 @@ OURS_FILE = "ours.csv"
 
 def parse_dist_im(dist_im: str) -> tuple[int, int]:
   """KADIS dist_im `<stem>_<type name>_<level>.<ext>` -> (type id 1..25, level 1..5)."""
-  from deepfl_jax.distortions.registry import DISTORTIONS
   ids = {d.kadis_name: i for i, d in DISTORTIONS.items()}
   parts = dist_im.rsplit(".", 1)[0].rsplit("_", 2)
   if len(parts) != 3 or parts[1] not in ids or not parts[2].isdigit():
@@ -56,7 +57,6 @@ def _load_rgb(path: str) -> np.ndarray:
 def _regenerate(ref: np.ndarray, dist_type: int, level: int, dist_im: str) -> np.ndarray:
   """The engine's (type, level) version of a uint8 reference, as uint8 (what MATLAB's
   imwrite stores); the key is a hash of the file name, so reruns agree."""
-  from deepfl_jax.distortions import distort
   key = jax.random.PRNGKey(zlib.crc32(dist_im.encode()))
   out = np.asarray(distort(ref, dist_type, level, key))
   return np.clip(np.floor(out * 255.0 + 0.5), 0, 255).astype(np.uint8)
@@ -69,7 +69,6 @@ def _score(refs: list[np.ndarray], dists: list[np.ndarray], names: tuple[str, ..
   if set(names) == set(fused.METRIC_NAMES):
     s = jax.device_get(fused.fr_scores(x, y, color_mode=color_mode))
   else:
-    from deepfl_jax import metrics
     s = {}
     for n in names:
       fn = getattr(metrics, n)
@@ -130,7 +129,6 @@ def markdown(report: dict) -> str:
 def run(config, workdir: str) -> dict:
   """config.compare_labels: score_file, ref_dir, dist_dir, max_rows, batch_size,
   metrics, color_mode. Returns the report dict (also written as JSON and Markdown)."""
-  from deepfl_jax.distortions.registry import DISTORTIONS
   c = config.compare_labels
   if not c.score_file or not os.path.isfile(c.score_file):
     raise ValueError(f"config.compare_labels.score_file: {c.score_file!r} is not a file; "

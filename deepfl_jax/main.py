@@ -30,7 +30,7 @@ verbosity.quiet_native_logs(sys.argv[1:])  # before the config file imports JAX
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from deepfl_jax import config_validation  # noqa: E402
+from deepfl_jax import atomic, config_validation, stages  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/demo.py. Override any of its "
@@ -96,7 +96,6 @@ def _parse_flags(argv: list[str]) -> list[str]:
 def _save_config(config, workdir: str) -> None:
   """The config of this invocation as `<workdir>/config.json` (process 0, atomically:
   a reader never sees half a file), so a work directory says what produced it."""
-  from deepfl_jax import atomic  # pylint: disable=import-outside-toplevel
   if atomic.is_writer():
     atomic.write_text(os.path.join(workdir, "config.json"),
                       config.to_json_best_effort(indent=1, sort_keys=True) + "\n")
@@ -106,6 +105,7 @@ def _sigterm_raises(stage: list[str]):
   """SIGTERM outside a training loop (which installs its own handler that finishes the
   step and saves) stops like Ctrl-C, with one line and status 143. Returns the
   previous handler."""
+  # Lazy: the loop module pulls in JAX and orbax; a bad config stops before that.
   from deepfl_jax.train.loop import Preempted  # pylint: disable=import-outside-toplevel
 
   def handler(signum, frame):
@@ -125,7 +125,6 @@ def run(config, workdir: str | None = None) -> int:
   except config_validation.ConfigError as e:
     print(f"{_PROG}: error: {e}", file=sys.stderr)
     return 2
-  from deepfl_jax import stages  # pylint: disable=import-outside-toplevel
   workdir = workdir or os.path.join("workdir", config.get("name", "run"))
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)

@@ -1,7 +1,9 @@
 """The stages an experiment config can name (`config.stages`), in pipeline order.
 
 Each is `fn(config, workdir) -> results` and reads and writes only the work directory,
-so a stage can be rerun alone (e.g. `--config.stages=stage3`).
+so a stage can be rerun alone (e.g. `--config.stages=stage3`). Each stage imports its
+modules when it runs (deliberately lazy): they pull in JAX, TFDS and the models, which
+checking a config or running another stage does not need.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ import logging as py_logging
 import os
 from typing import Sequence
 
+from absl import logging as absl_logging
+
 # Loggers whose INFO lines are library bookkeeping, not progress.
 _NOISY = ("jax._src.xla_bridge", "jax._src.distributed", "orbax", "absl",
           "tensorflow", "tensorflow_datasets")
@@ -33,7 +35,6 @@ def quiet_python_logs(verbose: bool) -> None:
   `verbose`; call after flags are parsed (absl applies --verbosity then)."""
   if verbose:
     return
-  from absl import logging  # pylint: disable=import-outside-toplevel
-  logging.set_verbosity(logging.WARNING)
+  absl_logging.set_verbosity(absl_logging.WARNING)
   for name in _NOISY:
     py_logging.getLogger(name).setLevel(py_logging.WARNING)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -47,6 +48,5 @@ def tid_pairs():
 @pytest.fixture
 def x64():
   """Runs the test body in float64 (MATLAB parity is judged in double precision)."""
-  import jax
   with jax.enable_x64(True):
     yield

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from deepfl_jax import atomic
+from deepfl_jax.data import histeq
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +43,6 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("where", ["mid-write", "before-rename"])
 def test_killed_writer_leaves_previous_file_intact(tmp_path, where):
-  from deepfl_jax.data import histeq
   path = tmp_path / "equalizer.json"
   old = histeq.fit(np.random.default_rng(0).uniform(size=(30, 11)))
   histeq.save(old, path)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from deepfl_jax import cli, config_defaults
+from deepfl_jax.data import mini_kadid
 from deepfl_jax.data.pipeline import in_memory_source
 from deepfl_jax.train import regressor, stage2, stage3
 
@@ -172,7 +173,6 @@ def test_training_size_named_and_resize(trained, tmp_path, capsys):
   folder = tmp_path / "sizes"
   folder.mkdir()
   Image.fromarray(big).save(folder / "big.png")
-  from deepfl_jax.data import mini_kadid
   Image.fromarray(mini_kadid.fit_to_size(big, (h, w))).save(folder / "fitted.png")
   rc, out, err = _run(["score", str(folder / "big.png"), f"--workdir={work}"], capsys)
   assert rc == 0 and f"trained on {w}x{h} images" in err and "1 of 1 image" in err

@@ -20,6 +20,7 @@ held 8 bits), labelled with the 11 raw FR scores and written as the TFDS dataset
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 import os
@@ -29,10 +30,14 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tensorflow_datasets as tfds
+from PIL import Image
 
-from deepfl_jax.data import synthesis
+from deepfl_jax.data import pipeline, synthesis
+from deepfl_jax.data.builders.kadis700k_generated import Kadis700kGenerated
 from deepfl_jax.distortions.registry import DISTORTIONS
 from deepfl_jax.train import parallel
+from deepfl_jax.train.progress import Progress
 
 NUM_LEVELS = 5
 SPLIT = "full"
@@ -72,7 +77,6 @@ def make_program(mesh, *, seed: int, size: tuple[int, int], types=None,
 
 
 def _builder(data_dir):
-  from deepfl_jax.data.builders.kadis700k_generated import Kadis700kGenerated
   return Kadis700kGenerated(data_dir=str(data_dir), file_format="array_record")
 
 
@@ -87,8 +91,6 @@ def _atomic_write(path: pathlib.Path, write) -> None:
 
 
 def _png(image: np.ndarray) -> bytes:
-  import io
-  from PIL import Image
   buf = io.BytesIO()
   Image.fromarray(image).save(buf, format="PNG")
   return buf.getvalue()
@@ -152,7 +154,6 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
   sharding = jax.NamedSharding(mesh, jax.P(parallel.DATA_AXIS))
   n_dev = len(devices)
   programs = {}
-  from deepfl_jax.train.progress import Progress
   total = sum(min(n, (k + 1) * shard_size) - k * shard_size for k in todo) * NUM_LEVELS
   bar = Progress(total, desc="generate", examples_per_step=1,
                  enabled=progress and p == 0)
@@ -210,7 +211,8 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
 
 
 def _write_array_record(path: pathlib.Path, records: list[bytes]) -> None:
-  from array_record.python import array_record_module
+  # Lazy: array_record's C++ extension is loaded only when a shard is written.
+  from array_record.python import array_record_module  # pylint: disable=import-outside-toplevel
   w = array_record_module.ArrayRecordWriter(str(path), "group_size:1")
   for r in records:
     w.write(r)
@@ -220,7 +222,6 @@ def _write_array_record(path: pathlib.Path, records: list[bytes]) -> None:
 def finalize(data_dir, num_shards: int) -> bool:
   """Writes dataset_info (split, name index) and fr_scores.npy once every shard is
   there; False (nothing written) while some are missing."""
-  import tensorflow_datasets as tfds
   builder = _builder(data_dir)
   ds_dir = pathlib.Path(builder.data_dir)
   shards = [_shard_path(ds_dir, k, num_shards) for k in range(num_shards)]
@@ -261,7 +262,6 @@ def run_generate(config, workdir: str) -> dict:
   """The `generate` stage from `config.generate`: data_dir (TFDS dir with the built
   kadis700k), out_dir (default <workdir>/generate/tfds), seed, shard_size, types
   (() = all 25), host_otsu."""
-  from deepfl_jax.data import pipeline
   c = config.generate
   if not c.get("data_dir"):
     raise ValueError("config.generate.data_dir: set it to the TFDS data directory where "

@@ -29,11 +29,16 @@ import pathlib
 import zlib
 from typing import Callable, Mapping, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
+from skimage import data as skimage_data
 
 from deepfl_jax import atomic
 from deepfl_jax.data.pipeline import IqaSource, in_memory_source
+from deepfl_jax.distortions import distort
+from deepfl_jax.ops.resize import resize_matrix
 
 TABLE_PATH = pathlib.Path(__file__).with_name("kadid_type_level_dmos.csv")
 DEFAULT_SIZE = (384, 512)   # (height, width) of KADID-10k's images
@@ -47,20 +52,17 @@ LABEL_NOTE = ("mini-KADID labels are content-independent human averages: KADID-1
 
 
 def _skimage_photo(name: str) -> np.ndarray:
-  from skimage import data  # pylint: disable=import-outside-toplevel
   if name == "motorcycle":
-    return data.stereo_motorcycle()[0]
+    return skimage_data.stereo_motorcycle()[0]
   if name not in PHOTOS:
     raise ValueError(f"unknown mini-KADID photograph {name!r}; choose from {PHOTOS}")
-  return getattr(data, name)()
+  return getattr(skimage_data, name)()
 
 
 def fit_to_size(image: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
   """uint8 (h, w, 3) -> uint8 (H, W, 3): MATLAB-style bicubic resize (antialiased when
   shrinking; `ops.resize.resize_matrix` on the host) by the one factor that makes the
   image cover (H, W), then a centre crop. Unchanged when already (H, W)."""
-  # pylint: disable-next=import-outside-toplevel
-  from deepfl_jax.ops.resize import resize_matrix
   img = np.asarray(image)
   if img.ndim != 3 or img.shape[-1] != 3:
     raise ValueError(f"expected an RGB image (h, w, 3), got shape {img.shape}")
@@ -116,7 +118,6 @@ def load_dmos_table(path=TABLE_PATH) -> DmosTable:
 def image_key(seed: int, content: str, dist_type: int, level: int):
   """PRNG key of one generated image: a function of (seed, photo name, type, level)
   only, so a subset of photos or types reproduces the same images."""
-  import jax  # pylint: disable=import-outside-toplevel
   name_id = zlib.crc32(content.encode()) & 0x7FFFFFFF
   k = jax.random.fold_in(jax.random.PRNGKey(seed), name_id)
   return jax.random.fold_in(jax.random.fold_in(k, dist_type), level)
@@ -144,9 +145,6 @@ def _write_png(path: pathlib.Path, img: np.ndarray) -> None:
 
 def _generate(root: pathlib.Path, config: dict, progress: Callable[[str], None] | None,
               images: Mapping[str, np.ndarray] | None = None) -> None:
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from deepfl_jax.distortions import distort  # pylint: disable=import-outside-toplevel
   (root / "images").mkdir(parents=True, exist_ok=True)
   (root / "references").mkdir(parents=True, exist_ok=True)
   size, levels, seed = tuple(config["size"]), list(config["levels"]), config["seed"]

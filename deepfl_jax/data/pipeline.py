@@ -108,6 +108,7 @@ def load_source(builder_or_name, data_dir=None, *, split: str = "full",
   was not built with the default config). Checks that metadata.json's index matches the
   records (first, middle, last name); falls back to scanning the records (slow: reads
   every image's bytes) when the index is absent or does not match."""
+  # Lazy: TFDS and the builders are heavy and only opening a stored database needs them.
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   # Importing the builders registers them with TFDS (needed by tfds.builder(name)).
   from deepfl_jax.data import builders as _builders  # pylint: disable=import-outside-toplevel
@@ -255,6 +256,7 @@ _FOREVER = 2 ** 62  # the stop of an endless stream (Grain datasets have a lengt
 
 
 def _grain():
+  # Lazy: Grain takes ~1 s to import; in-memory and index-only users never need it.
   import grain  # pylint: disable=import-outside-toplevel
   from absl import flags  # pylint: disable=import-outside-toplevel
   # Grain reads absl flags; outside an absl app (tests, notebooks) use their defaults.
@@ -358,7 +360,7 @@ def batches(source: IqaSource | Sequence[Example], indices: Sequence[int] | None
   on it).
   """
   if process_index is None or process_count is None:
-    import jax  # pylint: disable=import-outside-toplevel
+    import jax  # pylint: disable=import-outside-toplevel  # the package stays JAX-free
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
   n = len(source)

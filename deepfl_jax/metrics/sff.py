@@ -35,6 +35,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.io
 
 from deepfl_jax.metrics import _inputs
 
@@ -45,7 +46,6 @@ W_PATH = pathlib.Path(__file__).resolve().parent / "data" / "sff_w.npy"
 @functools.lru_cache(maxsize=4)
 def _load_file(path: str) -> np.ndarray:
   if path.endswith(".mat"):
-    import scipy.io
     mat = scipy.io.loadmat(path)
     keys = [k for k in mat if not k.startswith("__")]
     return np.asarray(mat["W"] if "W" in mat else mat[keys[0]], np.float64)

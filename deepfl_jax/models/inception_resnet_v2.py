@@ -24,6 +24,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from deepfl_jax.models.host_init import host_init
+
 # Keras' block lengths (block35, block17, block8) and residual scales.
 KERAS_BLOCKS = (10, 20, 10)
 SCALES = (0.17, 0.1, 0.2)
@@ -312,7 +314,6 @@ def init_variables(model: InceptionResNetV2, seed: int = 0, shape=(1, 299, 299, 
   random-number program per parameter (`jax.jit(model.init)` of the full model takes
   minutes of XLA compilation on a CPU). See `deepfl_jax.models.host_init`.
   """
-  from deepfl_jax.models.host_init import host_init
   return host_init(model, jnp.zeros(shape, jnp.float32), seed=seed)
 
 

@@ -190,7 +190,7 @@ def load_keras_weights(path, model: irv2.InceptionResNetV2 | None = None,
 
 def save_checkpoint(variables, out_dir) -> pathlib.Path:
   """Writes `variables` as an orbax checkpoint in a NEW directory `out_dir`."""
-  import orbax.checkpoint as ocp
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel  # lazy: ~1 s import
 
   out = pathlib.Path(out_dir).absolute()
   if out.exists():
@@ -203,7 +203,7 @@ def save_checkpoint(variables, out_dir) -> pathlib.Path:
 
 def restore_checkpoint(path) -> dict[str, Any]:
   """Variables saved by `save_checkpoint` (arrays as jax arrays)."""
-  import orbax.checkpoint as ocp
+  import orbax.checkpoint as ocp  # pylint: disable=import-outside-toplevel  # lazy: ~1 s import
 
   path = pathlib.Path(path).absolute()
   if not path.is_dir():

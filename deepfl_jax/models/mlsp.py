@@ -18,6 +18,7 @@ import numpy as np
 
 from deepfl_jax.metrics._inputs import _check_values as check_image_values  # shared
 from deepfl_jax.models import inception_resnet_v2 as irv2
+from deepfl_jax.models import keras_import
 
 MLSP_WIDTH = 16928
 
@@ -130,8 +131,6 @@ def mlsp_extractor(params, kind: Literal["narrow", "wide"] = "narrow",
   `inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5` by passing its
   path (use `input_scale="keras"` with them, as Keras preprocesses to [-1, 1]).
   """
-  from deepfl_jax.models import keras_import
-
   model = irv2.InceptionResNetV2() if model is None else model
   if kind not in ("narrow", "wide"):
     raise ValueError(f"kind must be 'narrow' or 'wide', got {kind!r}")

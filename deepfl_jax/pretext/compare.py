@@ -16,6 +16,7 @@ import os
 
 from deepfl_jax import config_defaults
 from deepfl_jax.pretext import TASKS
+from deepfl_jax.train import finetune, stage1, stage2, stage3
 
 
 def _cell(s) -> str:
@@ -33,7 +34,6 @@ def table(rows) -> str:
 def run_compare(config, workdir):
   """Runs Stage 1 of every task in `config.compare.tasks` (default all four), then
   Stages 2 and 3 and the fine-tuning evaluation; writes and returns the table rows."""
-  from deepfl_jax.train import finetune, stage1, stage2, stage3
   cmp = config.get("compare", None) or {}
   tasks = tuple(cmp.get("tasks", ())) or TASKS
   bad = [t for t in tasks if t not in TASKS]

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax.pretext import degradations
+from deepfl_jax.pretext.crops import pristine_crops
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
@@ -189,7 +190,6 @@ def stream(source, cfg: DataConfig, *, indices=None, contents: int, seed: int,
   of (seed, s), so a resumed run sees the same batches); `indices`: the records to use
   (default all). Yields {"image"} only (the network's input); `make_views` has the
   bookkeeping fields. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
-  from deepfl_jax.pretext.crops import pristine_crops
   crops, pi, _ = pristine_crops(source, indices, per_process=contents,
                                 crop_size=cfg.crop_size, seed=seed, start_step=start_step,
                                 process_index=process_index, process_count=process_count,

@@ -33,6 +33,7 @@ import numpy as np
 
 from deepfl_jax.distortions import distort, sample_type_level
 from deepfl_jax.distortions.registry import NUM_LEVELS
+from deepfl_jax.pretext.crops import pristine_crops
 
 DEFAULT_MARGIN = 10.0  # RankIQA's Caffe prototxt
 
@@ -136,7 +137,6 @@ def stream(source, *, indices=None, groups: int, crop_size: tuple[int, int], see
   type from `types` (default all 25) at every level; `indices`: the records to use
   (default all). Step s is a pure function of (seed, s), so a resumed run sees the
   same batches. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
-  from deepfl_jax.pretext.crops import pristine_crops
   crops, pi, pc = pristine_crops(source, indices, per_process=groups, crop_size=crop_size,
                                  seed=seed, start_step=start_step,
                                  process_index=process_index, process_count=process_count,

@@ -18,14 +18,17 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
 
-from deepfl_jax.pretext import TASKS, network
+from deepfl_jax.models import InceptionResNetV2, MLSPHead, host_init, load_variables
+from deepfl_jax.pretext import TASKS, contrastive, degradations, network, ranking
+from deepfl_jax.train import config as train_config
+# stage1 imports this module only inside run_stage1, so this import is not circular.
+from deepfl_jax.train import loop, parallel, stage1, validation
 
 
 def make_network(task: str, config, *, axis_name="data") -> network.PretextNet:
   """The backbone (config.model) with the task's head (config.stage1)."""
-  from deepfl_jax.models import InceptionResNetV2
-  from deepfl_jax.train import config as train_config
   c, m = config.stage1, config.model
   dtype = train_config.compute_dtype(config.train.compute_dtype)
   backbone = InceptionResNetV2(width=float(m.width), blocks=tuple(m.blocks), dtype=dtype,
@@ -36,7 +39,6 @@ def make_network(task: str, config, *, axis_name="data") -> network.PretextNet:
 def attach_head(task, backbone, c, m, *, dtype=jnp.float32, axis_name="data"
                 ) -> network.PretextNet:
   """`backbone` + the head of `task` (split out so tests can pass a small backbone)."""
-  from deepfl_jax.models import MLSPHead
   if task in ("ranking", "ranking_mlsp"):
     features = "mlsp" if task == "ranking_mlsp" else "final"
     hidden = tuple(int(h) for h in c.get("rank_head_hidden", ()))
@@ -62,11 +64,9 @@ def init_fn(model: network.PretextNet, example: np.ndarray, *, seed: int,
   """`init_variables(rng)` for `loop.fit`: the backbone loaded (`init_from`, a path) or
   drawn on the host ("scratch": `host_init`), the head initialised on the shape of the
   features it reads."""
-  from deepfl_jax.models import host_init, load_variables
-  from deepfl_jax.train.stage1 import SCRATCH
 
   def init_variables(rng):
-    if init_from != SCRATCH:
+    if init_from != stage1.SCRATCH:
       bb = load_variables(init_from, model.backbone)
     else:
       kw = ({"taps": True, "final": False} if model.features == "mlsp" else {})
@@ -91,21 +91,16 @@ def run_pretext(config, workdir: str):
   (() = a linear scalar head), mlsp_blocks (() = all 43, "ranking_mlsp" only);
   contrastive: see `contrastive.data_config`.
   """
-  from absl import logging
-
-  from deepfl_jax.pretext import contrastive, degradations, ranking
-  from deepfl_jax.train import loop, parallel, validation
-  from deepfl_jax.train.stage1 import _crop_transform, _pristine_source, check_init_from
 
   c, m = config.stage1, config.model
-  init_from = check_init_from(m.get("init_from", ""))  # before any data work
+  init_from = stage1.check_init_from(m.get("init_from", ""))  # before any data work
   task = c.task
   out = os.path.join(workdir, "stage1")
   os.makedirs(out, exist_ok=True)
   mesh = parallel.make_mesh()
   batch = int(config.train.batch_size)
   seed = int(config.train.seed)
-  source = _pristine_source(c)
+  source = stage1._pristine_source(c)
   # The same content-disjoint hold-out as the FR-proxy task (`validation`).
   val_seed = int(c.get("val_seed", 0))
   train_idx, val_idx = validation.split_validation(
@@ -114,7 +109,7 @@ def run_pretext(config, workdir: str):
                len(train_idx), len(val_idx))
   model = make_network(task, config)
   types = tuple(c.types) or None
-  transform = _crop_transform(c)  # Stage 1's crops (random scales and flips if set)
+  transform = stage1._crop_transform(c)  # Stage 1's crops (random scales and flips if set)
 
   if task in ("ranking", "ranking_mlsp"):
     size = ranking.group_size(bool(c.get("include_pristine", True)))

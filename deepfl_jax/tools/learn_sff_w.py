@@ -31,14 +31,14 @@ import json
 import pathlib
 
 import numpy as np
+import skimage.data
+import skimage.transform
 
 IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
 
 
 def load_images(names=IMAGES, width: int | None = 384) -> list[np.ndarray]:
   """(H, W, 3) float64 0..255 photographs from skimage.data, resized to `width` cols."""
-  import skimage.data
-  import skimage.transform
   out = []
   for name in names:
     if name == "motorcycle_left":

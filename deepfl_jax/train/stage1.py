@@ -15,12 +15,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import logging
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from deepfl_jax.models import InceptionResNetV2, MultiTaskHead
-from deepfl_jax.models import mlsp
-from deepfl_jax.train import validation
+from deepfl_jax import atomic
+from deepfl_jax.data import generation, histeq, mini_kadid, pipeline, pristine, synthesis
+from deepfl_jax.models import (InceptionResNetV2, MultiTaskHead, host_init, load_variables,
+                               mlsp, tap_widths)
+from deepfl_jax.train import config as train_config
+from deepfl_jax.train import loop, parallel, progress, validation
 from deepfl_jax.train.loop import COUNT_PREFIX, TASK_LOSS_PREFIX
-from deepfl_jax.train import parallel
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
@@ -122,7 +127,6 @@ def make_loss_fn(model: MultiTaskIQA, axis_name: str | None = DATA_AXIS):
 def _pristine_source(c):
   """config.stage1.source -> the pristine images (an IqaSource), all of them used
   (for "kadis700k_generated": the stored distorted images)."""
-  from deepfl_jax.data import mini_kadid, pipeline, pristine
   if c.source == "kadis700k_generated":
     if not c.get("data_dir"):
       raise ValueError("config.stage1.data_dir: set it to the generate stage's output "
@@ -147,7 +151,6 @@ def _pristine_source(c):
 def _crop_transform(c):
   """config.stage1.augment -> the crop transform of the synthesis stream (None: the
   default uniformly placed crop)."""
-  from deepfl_jax.data import pristine
   a = c.get("augment", None)
   if a is None or not a.get("enabled", False):
     if c.source == "pristine":  # native scale; enlarged where smaller than the crop
@@ -219,18 +222,11 @@ def run_stage1(config, workdir: str):
   init_from (required: Keras ImageNet .h5 or orbax folder with backbone weights, or
   "scratch" for random weights; `check_init_from`).
   """
-  from deepfl_jax.data import histeq, synthesis
-  from deepfl_jax.models import host_init, load_variables, tap_widths
-  from absl import logging
-
-  from deepfl_jax import atomic
-  from deepfl_jax.train import config as train_config
-  from deepfl_jax.train import loop, parallel, progress
-
   c, m = config.stage1, config.model
   init_from = check_init_from(m.get("init_from", ""))  # before any data work
   if c.get("task", "fr_proxies") != "fr_proxies":  # ranking / contrastive (deepfl_jax/pretext)
-    from deepfl_jax.pretext import run as pretext_run
+    # Imported here: pretext.run builds on this module (an import cycle at the top).
+    from deepfl_jax.pretext import run as pretext_run  # pylint: disable=import-outside-toplevel
     return pretext_run.run_pretext(config, workdir)
   out = os.path.join(workdir, "stage1")
   os.makedirs(out, exist_ok=True)
@@ -275,7 +271,6 @@ def run_stage1(config, workdir: str):
     calibrate = calibrate_stream
     if stored and c.get("equalizer", "own") == "own":
       # The paper's targets: the ECDF over all generated images' own scores.
-      from deepfl_jax.data import generation
       calibrate = lambda: histeq.fit(generation.load_scores(c.data_dir))
     # Our own scores' CDFs (of the training images only) by default; the published
     # ones only on request (histeq.choose).
@@ -331,10 +326,6 @@ def stored_batches(source, syn, indices=None, *, seed: int, equalizer, mesh,
   """`batches(start_step)` from a stored `kadis700k_generated` (the paper's flow):
   uint8 images and raw scores go to the mesh, sharded; the equaliser runs there.
   `syn.batch_size` images per process and step, in `pipeline.batches` order."""
-  from jax.sharding import NamedSharding
-  from jax.sharding import PartitionSpec as P
-
-  from deepfl_jax.data import histeq, pipeline
   sharding = NamedSharding(mesh, P(DATA_AXIS))
   eq = parallel.replicate(equalizer, mesh)
   prepare = jax.jit(lambda img, s, eq: {"image": img.astype(jnp.float32) / 255.0,
@@ -360,8 +351,6 @@ def synthesis_batches(source, syn, indices=None, *, seed: int, equalizer, mesh,
   """`batches(start_step)` of the training loop: {"image", "target"} of the online
   synthesis program on `mesh` (each device synthesises and labels its own share;
   the arrays come sharded as the train step takes them, nothing passes the host)."""
-  from deepfl_jax.data import synthesis
-
   def batches(start_step):
     for b in synthesis.stream(source, indices, config=syn, seed=seed,
                               equalizer=equalizer, start_step=start_step, mesh=mesh,

@@ -15,13 +15,14 @@ from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 
 from deepfl_jax.metrics import correlation
+from deepfl_jax.data import synthesis
+from deepfl_jax.metrics.fused import METRIC_NAMES
 from deepfl_jax.train import parallel
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
 def task_names(num_tasks: int) -> tuple[str, ...]:
   """Names of the head's outputs: the 11 FR proxies (`METRIC_NAMES`) or task<i>."""
-  from deepfl_jax.metrics.fused import METRIC_NAMES  # pylint: disable=import-outside-toplevel
   if num_tasks == len(METRIC_NAMES):
     return tuple(METRIC_NAMES)
   return tuple(f"task{i}" for i in range(num_tasks))
@@ -110,7 +111,6 @@ def validation_batches(source, indices, *, syn, num_batches: int, seed: int,
   """Fixed validation batches (this process's rows) synthesised once from the held-out
   pristine images: the same images and labels at every evaluation, kept on the host
   as uint8 (the distorted images are on the 8-bit grid when `syn.quantize`)."""
-  from deepfl_jax.data import synthesis  # pylint: disable=import-outside-toplevel
   out = []
   for b in synthesis.stream(source, indices, config=syn, seed=seed, equalizer=equalizer,
                             num_steps=num_batches, transform=transform):

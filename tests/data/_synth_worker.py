@@ -18,8 +18,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
+import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from jax._src import array  # noqa: E402
+
+from deepfl_jax import train as tr  # noqa: E402
+from deepfl_jax.data import histeq, mini_kadid, synthesis  # noqa: E402
+from deepfl_jax.metrics import METRIC_NAMES  # noqa: E402
+from deepfl_jax.train import loop, parallel, progress, stage1  # noqa: E402
 
 CROP = (176, 176)
 TYPES = (1, 11, 22)
@@ -29,7 +37,6 @@ class ReadCounter:
   """Counts conversions of jax.Arrays to host values, tagged with the current phase."""
 
   def __init__(self):
-    from jax._src import array
     self.cls = array.ArrayImpl
     self.orig = array.ArrayImpl._value
     self.events = []          # (phase, shape)
@@ -47,20 +54,12 @@ class ReadCounter:
 
 
 def pristine(assignment):
-  from deepfl_jax.data import mini_kadid
   names = ("astronaut", "coffee", "chelsea", "rocket")
   return [{"image": mini_kadid.pristine_image(n, (192, 200)), "content": n,
            "dist_type": TYPES[i % len(TYPES)]} for i, n in enumerate(names)]
 
 
 def run_loop(assignment, workdir, counter):
-  import flax.linen as nn
-  import jax.numpy as jnp
-
-  from deepfl_jax import train as tr
-  from deepfl_jax.data import histeq, synthesis
-  from deepfl_jax.metrics import METRIC_NAMES
-  from deepfl_jax.train import loop, parallel, progress, stage1
 
   class TapNet(nn.Module):
     @nn.compact
@@ -139,10 +138,6 @@ def run_loop(assignment, workdir, counter):
 
 
 def flops():
-  import jax.numpy as jnp
-
-  from deepfl_jax import train as tr
-  from deepfl_jax.data import synthesis
   syn = synthesis.SynthesisConfig(crop_size=CROP, batch_size=8, types=(1, 11),
                                   group_size=1)
   out = {}

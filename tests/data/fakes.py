@@ -12,6 +12,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
+from deepfl_jax.distortions.registry import DISTORTIONS
+
 H, W = 6, 8
 
 
@@ -56,7 +58,6 @@ KADIS_ROWS = [("a-fleshy-plant-1464418.png", 7, 8), ("abstract-1239412.png", 7, 
 
 
 def kadis700k(root: pathlib.Path, friqa: bool = True) -> dict:
-  from deepfl_jax.distortions.registry import DISTORTIONS
   top = root / "kadis700k"
   images = {name: write_image(top / "ref_imgs" / name, 200 + i)
             for i, (name, _, _) in enumerate(KADIS_ROWS)}

@@ -12,11 +12,13 @@ import sys
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
-from deepfl_jax.data import builders, generation, pipeline
+from deepfl_jax.data import builders, generation, histeq, mini_kadid, pipeline, synthesis
 from deepfl_jax.distortions import distort
 from deepfl_jax.metrics import fr_scores
 from deepfl_jax.metrics.fused import stack
+from deepfl_jax.train import parallel, stage1
 
 pytestmark = pytest.mark.slow   # subprocesses and three compilations of the labels
 
@@ -26,8 +28,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _fake_kadis(root: pathlib.Path) -> pathlib.Path:
-  from PIL import Image
-  from deepfl_jax.data import mini_kadid
   top = root / "manual" / "kadis700k"
   (top / "ref_imgs").mkdir(parents=True)
   photos = ("astronaut", "coffee", "chelsea")
@@ -131,8 +131,6 @@ def test_other_settings_in_the_same_directory_are_refused(runs):
 
 
 def test_stage1_trains_from_the_generated_records(runs):
-  from deepfl_jax.data import histeq, synthesis
-  from deepfl_jax.train import parallel, stage1
   out = runs["root"] / "multi"
   src = pipeline.load_source("kadis700k_generated", out, with_references=False)
   eq = histeq.fit(generation.load_scores(out))

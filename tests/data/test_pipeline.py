@@ -3,10 +3,13 @@ arguments), resume from a step, padding masks, prefetch errors, and a real built
 database read through tfds.data_source."""
 from __future__ import annotations
 
+import json
+import multiprocessing
+
 import numpy as np
 import pytest
 
-from deepfl_jax.data import builders, load_source, pipeline
+from deepfl_jax.data import builders, load_source, pipeline, splits
 from tests.data import fakes
 
 
@@ -144,7 +147,6 @@ def test_built_database_through_data_source(tmp_path):
 
 
 def test_worker_processes_do_not_change_batches_and_stop_on_close():
-  import multiprocessing
   src = memory_source(20)
 
   def jitter(ex, rng):  # a closure: Grain ships it to the workers with cloudpickle
@@ -187,7 +189,6 @@ def test_iterator_state_restores_the_stream(workers):
 
 
 def test_in_memory_source_with_splits():
-  from deepfl_jax.data import splits
   examples = [{"image": np.full((2, 2, 3), i, np.uint8), "name": f"c{i // 5}_{i % 5}",
                "content": f"c{i // 5}", "score": float(i)} for i in range(50)]
   src = pipeline.in_memory_source(examples, index_fields=("name", "content", "score"),
@@ -201,7 +202,6 @@ def test_in_memory_source_with_splits():
 
 
 def test_load_source_without_index_scans_records(tmp_path):
-  import json
   fakes.tid2013(tmp_path / "manual")
   builder = builders.prepare("tid2013", tmp_path / "manual", tmp_path / "tfds")
   good = load_source(builder)

@@ -6,6 +6,13 @@ blur) and 11 (white noise) only.
 """
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
 import numpy as np
 import pytest
 
@@ -93,7 +100,6 @@ def test_resume_and_process_sharding(pristine):
 
 
 def test_uniform_plan_groups():
-  import jax
   t, l = synthesis.uniform_plan(jax.random.PRNGKey(0), 400, group_size=4)
   assert t.shape == l.shape == (400,)
   assert np.all(t.reshape(100, 4) == t.reshape(100, 4)[:, :1])   # one type per group
@@ -157,11 +163,6 @@ def test_calibrate(pristine):
 # --- device-parallel synthesis (4 simulated CPU devices, in a subprocess) -----------
 @pytest.fixture(scope="module")
 def four_devices(tmp_path_factory):
-  import json
-  import os
-  import pathlib
-  import subprocess
-  import sys
   root = pathlib.Path(__file__).resolve().parents[2]
   tmp = tmp_path_factory.mktemp("synth4")
   env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}

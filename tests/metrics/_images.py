@@ -1,6 +1,7 @@
 """Real test images and degradations shared by the metric tests (scikit-image photos)."""
 import functools
 
+import jax
 import numpy as np
 import scipy.ndimage
 import skimage.data
@@ -50,7 +51,6 @@ def ssim_rank_agreement(fn, kind: str):
 def float32_and_float64(fn, reference, distorted):
   """`fn` of one pair in float32 (the default) and under x64; both as NumPy, with
   their dtypes checked (uint8 input follows the enabled float precision)."""
-  import jax
   v32 = np.asarray(fn(reference, distorted))
   assert v32.dtype == np.float32
   with jax.enable_x64(True):

@@ -4,6 +4,8 @@ import importlib
 
 import numpy as np
 import pytest
+import scipy.signal
+
 from tests.metrics import _images
 
 gmsd_module = importlib.import_module("deepfl_jax.metrics.gmsd")
@@ -35,7 +37,6 @@ def test_float32_close_to_float64(golden):
 
 def _numpy_gmsd(ref, dist):
   """GMSD.m written out in NumPy/SciPy for one grey image pair (0..255 doubles)."""
-  import scipy.signal
 
   def down(x):  # conv2(x, ones(2)/4, 'same'): mean of x[r:r+2, c:c+2], zeros beyond
     xp = np.pad(x, ((0, 1), (0, 1)))

@@ -5,6 +5,8 @@ import importlib
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from deepfl_jax.ops import resize
 from tests.metrics import _images
 
 iw_module = importlib.import_module("deepfl_jax.metrics.iw_ssim")
@@ -49,7 +51,6 @@ def test_enlarge_parent_matches_literal_imenlarge2(x64):
   """imenlarge2 written out: bilinear imresize to (4M-3) x (4N-3), placed inside a
   (4M-1) x (4N-1) array, first/last rows then columns linearly extrapolated, every
   second row and column; then cropped to the child band size."""
-  from deepfl_jax.ops import resize
   rng = np.random.default_rng(1)
   m, n = 6, 9
   band = rng.normal(size=(m, n))

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.signal
+
 from deepfl_jax.ops import color
 from tests.metrics import _images
 
@@ -65,7 +67,6 @@ def _msssim_m(img1: np.ndarray, img2: np.ndarray) -> float:
   level filter2(win, ., 'valid') moments, ssim and cs maps, mean2; then
   imfilter(., ones(2)/4, 'symmetric', 'same') and (1:2:end, 1:2:end); finally
   prod(mcs(1:4).^w(1:4)) * mssim(5)^w(5)."""
-  import scipy.signal
   win = ssim_module.gaussian_window()
   c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
   f = lambda a: scipy.signal.correlate2d(a, win, mode="valid")

@@ -6,16 +6,24 @@ test_keras_parity.py.
 """
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from deepfl_jax import models
-from deepfl_jax.models import (InceptionResNetV2, MLSP_WIDTH, MOSRegressor, MultiTaskHead,
-                               keras_import, load_keras_weights, mlsp_extractor)
+from deepfl_jax.models import (
+  MLSP_WIDTH,
+  InceptionResNetV2,
+  MOSRegressor,
+  MultiTaskHead,
+  keras_import,
+  load_keras_weights,
+  mlsp,
+  mlsp_extractor,
+)
 from deepfl_jax.models import inception_resnet_v2 as irv2
-from deepfl_jax.models import mlsp
 
 SMALL = InceptionResNetV2(width=0.125, blocks=(1, 1, 1))
 SHAPE = (2, 75, 91, 3)  # non-square, Keras' minimum side
@@ -200,8 +208,6 @@ def test_heads():
 
 
 def test_host_init_matches_init_structure():
-  import flax.linen as nn
-
   class Net(nn.Module):  # backbone + head, as Stage 1 composes them
     backbone: nn.Module
     head: nn.Module

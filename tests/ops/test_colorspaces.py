@@ -3,6 +3,7 @@ round trips, and agreement with scikit-image where the definitions coincide."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+from skimage.color import rgb2hsv, rgb2lab
 
 from deepfl_jax.ops import colorspaces as cs
 
@@ -25,7 +26,6 @@ def test_lab_round_trip_and_skimage(x64):
   rgb = _rgb()
   lab = cs.rgb2lab(jnp.asarray(rgb))
   np.testing.assert_allclose(cs.lab2rgb(lab), rgb, atol=1e-10)
-  from skimage.color import rgb2lab
   # scikit-image uses the rounded textbook matrix (rows sum to D65 only to 1e-4).
   np.testing.assert_allclose(lab, rgb2lab(rgb[None])[0], atol=0.05)
 
@@ -47,7 +47,6 @@ def test_hsv_values_and_ties():
 def test_hsv_round_trip_and_skimage():
   rgb = _rgb().astype(np.float32)
   hsv = cs.rgb2hsv(jnp.asarray(rgb))
-  from skimage.color import rgb2hsv
   np.testing.assert_allclose(hsv, rgb2hsv(rgb[None])[0], atol=1e-6)
   np.testing.assert_allclose(cs.hsv2rgb(hsv), rgb, atol=1e-6)
 

@@ -14,16 +14,15 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import _tiny_backbone  # noqa: E402
+from deepfl_jax import config_defaults, train as tr  # noqa: E402
+from deepfl_jax.pretext import contrastive, ranking, run  # noqa: E402
 
 
 def main(out_path):
-  import ml_collections
-  import numpy as np
-  import optax
-  import _tiny_backbone
-  from deepfl_jax import config_defaults, train as tr
-  from deepfl_jax.pretext import contrastive, ranking, run
-
   assert jax.device_count() == 4, jax.devices()
   rng = np.random.default_rng(0)
   c = config_defaults.pretext_config()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from configs import compare_pretext
 from deepfl_jax.pretext import TASKS, compare
+from deepfl_jax.train import finetune, stage1, stage2, stage3
 
 
 def _summary(v):
@@ -14,8 +16,6 @@ def _summary(v):
 
 
 def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsys):
-  from configs import compare_pretext
-  from deepfl_jax.train import finetune, stage1, stage2, stage3
   seen = []
 
   def s1(config, wd):
@@ -51,7 +51,6 @@ def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsy
 
 
 def test_unknown_task_named(tmp_path):
-  from configs import compare_pretext
   config = compare_pretext.get_config()
   config.compare.tasks = ("jigsaw",)
   with pytest.raises(ValueError, match="config.compare.tasks"):

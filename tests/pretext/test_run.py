@@ -13,6 +13,9 @@ import sys
 import numpy as np
 import pytest
 
+from deepfl_jax import config_defaults
+from deepfl_jax.pretext import run
+from deepfl_jax.train import stage1, weights
 from tests.pretext import _tiny_backbone
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -46,7 +49,6 @@ def test_contrastive_without_gathered_negatives_differs(four_devices):
 
 
 def _config(task, tmp_steps):
-  from deepfl_jax import config_defaults
   config = config_defaults.base_config("pretext_test")
   config.stage1.task = task
   config.stage1.photos = config.stage1.photos[:2]
@@ -71,9 +73,6 @@ def _config(task, tmp_steps):
 
 @pytest.mark.parametrize("task", ["ranking", "contrastive"])
 def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
-  from deepfl_jax.pretext import run
-  from deepfl_jax.train import stage1
-
   def tiny_network(task, config, axis_name="data"):
     return run.attach_head(task, _tiny_backbone.TinyBackbone(), config.stage1,
                            config.model)
@@ -91,7 +90,6 @@ def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
   assert np.isfinite(rec["loss"]) and key in rec
   assert sorted(os.listdir(out / "checkpoints"))
   # Stage 2 reads the backbone alone: the task head (projection, ranking) is dropped.
-  from deepfl_jax.train import weights
   v, _ = weights.stage1_variables(str(tmp_path), "stage1/checkpoints")
   assert set(v["params"]) == set(state.params["backbone"])
   assert (v["params"]["Conv_0"]["kernel"].shape
@@ -103,7 +101,6 @@ def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
 
 
 def test_bad_batch_and_task_errors(tmp_path):
-  from deepfl_jax.train import stage1
   config = _config("ranking", 1)
   config.train.batch_size = 8
   with pytest.raises(ValueError, match="whole groups of 6"):

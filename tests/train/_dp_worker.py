@@ -15,14 +15,17 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _tiny  # noqa: E402
 import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from deepfl_jax import config_defaults  # noqa: E402
+from deepfl_jax import train as tr  # noqa: E402
+from deepfl_jax.data import pipeline  # noqa: E402
 
 
 def local(out_path: str):
-  import numpy as np
-  import _tiny
-  from deepfl_jax import train as tr
-
   assert jax.device_count() == 4, jax.devices()
   mesh = tr.make_mesh()
   data = _tiny.dataset(8, seed=3)  # global batch 8: 2 per device
@@ -83,8 +86,6 @@ def local(out_path: str):
     batch_error = None
   except ValueError as e:
     batch_error = str(e)
-  from deepfl_jax import config_defaults
-  import ml_collections
   cfg = ml_collections.ConfigDict({"train": config_defaults.train_config(),
                                    "optim": config_defaults.optim_config()})
   cfg.train.batch_size = 6
@@ -127,17 +128,13 @@ def local(out_path: str):
 
 
 def multi(out_dir: str, port: str, process_id: str):
-  import numpy as np
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                              process_id=int(process_id), initialization_timeout=60,
                              heartbeat_timeout_seconds=30, shutdown_timeout_seconds=30)
-  import _tiny
-  from deepfl_jax import train as tr
   assert jax.process_count() == 2 and jax.device_count() == 2 * jax.local_device_count()
   # Each process reads only its half of each global batch, through the Grain pipeline
   # (its iterator state goes into the checkpoint, one file per process).
-  from deepfl_jax.data import pipeline
   data = _tiny.dataset()
   examples = [{k: v[i] for k, v in data.items()} for i in range(len(data["image"]))]
   state = _tiny.run_loop(

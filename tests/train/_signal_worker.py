@@ -23,8 +23,9 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _tiny  # noqa: E402
+import jax  # noqa: E402
 from deepfl_jax import train as tr  # noqa: E402
-from deepfl_jax.train import checkpoint  # noqa: E402
+from deepfl_jax.train import checkpoint, loop  # noqa: E402
 
 
 def main(workdir: str, point: str, at: int, signame: str, num_steps: int,
@@ -69,12 +70,10 @@ def main(workdir: str, point: str, at: int, signame: str, num_steps: int,
 
 
 def multi(workdir: str, port: str, process_id: str) -> int:
-  import jax  # pylint: disable=import-outside-toplevel
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                              process_id=int(process_id), initialization_timeout=60,
                              heartbeat_timeout_seconds=30, shutdown_timeout_seconds=30)
-  from deepfl_jax.train import loop  # pylint: disable=import-outside-toplevel
   gathers, gather = [], loop.multihost_utils.process_allgather
 
   def counting(*args, **kwargs):

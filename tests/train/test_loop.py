@@ -14,6 +14,7 @@ import pytest
 
 from deepfl_jax import config_defaults
 from deepfl_jax import train as tr
+from deepfl_jax.data import pipeline
 from tests.train import _tiny
 
 STEPS = 7
@@ -284,7 +285,6 @@ def test_best_checkpoint_is_the_best_validation_step(tmp_path):
 
 
 def test_grain_iterator_state_is_checkpointed_and_restored(uninterrupted, tmp_path):
-  from deepfl_jax.data import pipeline
   _, full, _ = uninterrupted
   data = _tiny.dataset()
   examples = [{"image": data["image"][i], "target": data["target"][i]}

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+from deepfl_jax import train as tr
 from tests.train import _procs, _tiny
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -101,5 +102,4 @@ def test_two_processes_end_with_identical_parameters(tmp_path):
 
 
 def _make_one_device_mesh():
-  from deepfl_jax import train as tr
   return tr.make_mesh(jax.devices()[:1])

@@ -7,6 +7,11 @@ a shared 2-core CPU); experiments/bench_train.py runs it for real.
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -153,10 +158,6 @@ json.dump({"devices": len(jax.devices()), "per_task": np.asarray(per_task).tolis
 
 
 def test_masked_loss_over_devices_equals_the_global_masked_mean(tmp_path):
-  import json
-  import os
-  import subprocess
-  import sys
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
   env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",

@@ -1,6 +1,8 @@
 """KADIS-700k (Lin, Hosu, Saupe 2019): 140k pristine images, one distortion type each."""
 from __future__ import annotations
 
+import csv
+
 import pathlib
 
 import numpy as np
@@ -66,7 +68,6 @@ class Kadis700k(_base.IqaBuilder):
             "has_fr_scores": tfds.features.Scalar(np.bool_)}
 
   def _read_friqa(self, path: pathlib.Path) -> dict[str, np.ndarray]:
-    import csv  # pylint: disable=import-outside-toplevel
     ids = _kadis_type_ids()
     scores: dict[str, np.ndarray] = {}
     with open(path, newline="", encoding="utf-8-sig") as f:

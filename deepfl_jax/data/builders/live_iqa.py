@@ -4,6 +4,7 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
+import scipy.io
 import tensorflow_datasets as tfds
 
 from deepfl_jax.data.builders import _base
@@ -11,7 +12,6 @@ from deepfl_jax.data.builders import _base
 
 def mat_vector(path: pathlib.Path, key: str, error) -> np.ndarray:
   """A MATLAB vector (numbers or a cell of strings) from a .mat file, flattened."""
-  import scipy.io  # pylint: disable=import-outside-toplevel
   try:
     mat = scipy.io.loadmat(str(path))
   except FileNotFoundError:
