@@ -70,6 +70,7 @@ def model_config() -> ml_collections.ConfigDict:
   c.input_scale = "unit"        # x/255 as the DeepFL-IQA release; "keras": [-1, 1]
   c.head_hidden = (2048, 1024, 256)   # Stage 1 multi-task head on MLSP (paper's stack)
   c.head_dropout = (0.25, 0.25, 0.5)
+  c.bn_momentum = 0.99          # batch-norm running averages' decay in training (Keras)
   # Keras .h5 (ImageNet notop) or orbax folder, or "scratch" (random weights). Unset,
   # Stage 1 refuses to start: the paper starts from ImageNet weights.
   c.init_from = ""
@@ -114,8 +115,9 @@ def stage1_config() -> ml_collections.ConfigDict:
   c.crop_size = (384, 512)
   c.pristine = ml_collections.ConfigDict({   # source "pristine" (data/pristine.py)
       "sources": STAGE1_SOURCES, "num_dead_leaves": 32, "seed": 0})
-  c.augment = ml_collections.ConfigDict({    # random scale and flip of the crops
-      "enabled": False, "min_scale": 0.25, "max_scale": 1.0, "flip": True})
+  c.augment = ml_collections.ConfigDict({    # random scale, flip (and colour) of the crops
+      "enabled": False, "min_scale": 0.25, "max_scale": 1.0, "flip": True,
+      "colour": 0.0})                          # pristine.colour_jitter strength (0 = off)
   c.assignment = "uniform"      # "uniform" random (type, level) | "kadis" (one type x 5)
   c.types = ()                  # restrict the distortion types (() = all 25)
   c.group_size = 4

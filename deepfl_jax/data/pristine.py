@@ -120,20 +120,47 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
+LUMA = np.asarray([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601
+
+
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, strength: float
+                  ) -> np.ndarray:
+  """Random colouring of a uint8 (h, w, 3) image (Stage 1 sees colour it would not
+  otherwise have: the grey photographs have none).
+
+  Each channel goes through its own gamma curve, exp(U(-strength, strength)), which
+  tints a grey image by lightness (warm shadows and cool highlights, or the reverse),
+  then the chroma around the BT.601 luma is scaled by exp(U(-strength, 2 strength))
+  (`strength` 0: the image unchanged). Returns uint8 (h, w, 3).
+  """
+  if strength <= 0:
+    return image
+  x = image.astype(np.float32) / 255.0
+  x = x ** np.exp(rng.uniform(-strength, strength, 3)).astype(np.float32)
+  luma = (x @ LUMA)[..., None]
+  x = luma + (x - luma) * np.float32(np.exp(rng.uniform(-strength, 2 * strength)))
+  return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
 def augment_transform(size: tuple[int, int], *, min_scale: float = 0.25,
-                      max_scale: float = 1.0, flip: bool = True) -> Transform:
-  """`pipeline.batches` transform: a random crop at a random scale, randomly flipped.
+                      max_scale: float = 1.0, flip: bool = True, colour: float = 0.0
+                      ) -> Transform:
+  """`pipeline.batches` transform: a random crop at a random scale, randomly flipped
+  (and coloured).
 
   The scale s (output pixels per source pixel) is log-uniform on [min_scale,
   max_scale], raised where needed so the source region (H / s, W / s) fits in the
   image (images smaller than the crop are enlarged); the region is placed uniformly
   and resized to `size` (bicubic, antialiased), then flipped left-right with
-  probability 1/2 (`dm_pix.flip_left_right`). Returns uint8 (H, W, 3).
+  probability 1/2 (`dm_pix.flip_left_right`) and, with `colour` > 0, coloured at that
+  strength (`colour_jitter`). Returns uint8 (H, W, 3).
   """
   import dm_pix  # pylint: disable=import-outside-toplevel
   ch, cw = size
   if not 0 < min_scale <= max_scale:
     raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+  if not 0 <= colour <= 1:
+    raise ValueError(f"config.stage1.augment.colour must be in [0, 1], got {colour}")
 
   def transform(ex, rng: np.random.Generator):
     img = as_rgb(ex["image"])
@@ -146,6 +173,7 @@ def augment_transform(size: tuple[int, int], *, min_scale: float = 0.25,
     crop = _resize(img[top:top + rh, left:left + rw], (ch, cw))
     if flip and rng.random() < 0.5:
       crop = np.asarray(dm_pix.flip_left_right(crop))
+    crop = colour_jitter(crop, rng, colour)
     out = {k: v for k, v in ex.items() if k != "image"}
     out["image"] = crop
     return out

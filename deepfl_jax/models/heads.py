@@ -26,6 +26,7 @@ class MLSPHead(nn.Module):
   dropout: Sequence[float] = (0.25, 0.25, 0.5)
   dtype: Any = jnp.float32
   bn_axis_name: str | None = None  # mapped axis for cross-replica batch statistics
+  bn_momentum: float = 0.99  # decay of the batch-norm running averages (Keras' 0.99)
   # Output layer initialisation: "he_normal" (as the hidden layers), or "zeros" with a
   # constant bias `output_bias` (a head that starts at the targets' mean).
   output_init: str = "he_normal"
@@ -40,7 +41,8 @@ class MLSPHead(nn.Module):
       x = nn.Dense(units, kernel_init=nn.initializers.he_normal(), dtype=self.dtype,
                    param_dtype=jnp.float32)(x)
       x = nn.relu(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=0.99, epsilon=1e-3,
+      x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       epsilon=1e-3,
                        dtype=self.dtype, param_dtype=jnp.float32,
                        axis_name=self.bn_axis_name)(x)
       x = nn.Dropout(rate, deterministic=not train)(x)

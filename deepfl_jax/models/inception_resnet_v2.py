@@ -146,7 +146,7 @@ class _FlaxBuilder:
                 precision=m.precision, kernel_init=nn.initializers.glorot_uniform(),
                 name=name or self.name("conv2d"))(x)
     if not use_bias:
-      x = nn.BatchNorm(use_running_average=not self.train, momentum=BN_MOMENTUM,
+      x = nn.BatchNorm(use_running_average=not self.train, momentum=m.bn_momentum,
                        epsilon=BN_EPSILON, use_scale=False, dtype=m.dtype,
                        param_dtype=jnp.float32, axis_name=m.bn_axis_name,
                        name=f"{name}_bn" if name else self.name("batch_normalization"))(x)
@@ -177,6 +177,8 @@ class InceptionResNetV2(nn.Module):
     precision: lax precision of the convolutions (None = backend default, TF32 on
       recent NVIDIA GPUs; `jax.lax.Precision.HIGHEST` for exact float32 there).
     bn_axis_name: mapped axis name for cross-replica batch statistics (shard_map).
+    bn_momentum: decay of the batch-norm running averages in training (Keras: 0.99;
+      short runs need less, as the averages start at mean 0 and variance 1).
 
   Call: `model.apply(variables, x, train=False, taps=False, final=True)` with x
   (N, H, W, 3), H, W >= 75, already scaled (x/255 or Keras' [-1, 1]). Returns the final
@@ -189,6 +191,7 @@ class InceptionResNetV2(nn.Module):
   dtype: Any = jnp.float32
   precision: Any = None
   bn_axis_name: str | None = None
+  bn_momentum: float = BN_MOMENTUM
 
   @nn.compact
   def __call__(self, x, train: bool = False, taps: bool = False, final: bool = True):

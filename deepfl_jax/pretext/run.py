@@ -32,7 +32,8 @@ def make_network(task: str, config, *, axis_name="data") -> network.PretextNet:
   c, m = config.stage1, config.model
   dtype = train_config.compute_dtype(config.train.compute_dtype)
   backbone = InceptionResNetV2(width=float(m.width), blocks=tuple(m.blocks), dtype=dtype,
-                               bn_axis_name=axis_name)
+                               bn_axis_name=axis_name,
+                               bn_momentum=float(m.get("bn_momentum", 0.99)))
   return attach_head(task, backbone, c, m, dtype=dtype, axis_name=axis_name)
 
 
@@ -47,7 +48,7 @@ def attach_head(task, backbone, c, m, *, dtype=jnp.float32, axis_name="data"
       raise ValueError(f"config.stage1.rank_head_hidden {hidden} and rank_head_dropout "
                        f"{dropout} need one dropout rate per hidden layer")
     head = MLSPHead(outputs=1, hidden=hidden, dropout=dropout, dtype=dtype,
-                    bn_axis_name=axis_name)
+                    bn_axis_name=axis_name, bn_momentum=float(m.get("bn_momentum", 0.99)))
   elif task == "contrastive":
     features = c.get("features", "final")
     head = network.ProjectionHead(hidden=int(c.get("proj_hidden", 2048)),

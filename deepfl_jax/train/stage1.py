@@ -44,19 +44,20 @@ class MultiTaskIQA(nn.Module):
 
 def make_model(*, width: float = 1.0, blocks=(10, 20, 10), dtype: Any = jnp.float32,
                input_scale: str = "unit", axis_name: str | None = DATA_AXIS,
-               head_hidden=(2048, 1024, 256), head_dropout=(0.25, 0.25, 0.5)
-               ) -> MultiTaskIQA:
+               head_hidden=(2048, 1024, 256), head_dropout=(0.25, 0.25, 0.5),
+               bn_momentum: float = 0.99) -> MultiTaskIQA:
   """The Stage 1 network; all its batch-norm layers (backbone and head) synchronise
-  over `axis_name` (the data-parallel axis; None outside `shard_map`). The head's
-  layers default to DeepFL-IQA's MLSP stack (`MultiTaskHead`)."""
+  over `axis_name` (the data-parallel axis; None outside `shard_map`) and keep running
+  averages with `bn_momentum` (Keras' 0.99). The head's layers default to
+  DeepFL-IQA's MLSP stack (`MultiTaskHead`)."""
   if len(head_hidden) != len(head_dropout):
     raise ValueError(f"config.model.head_hidden {tuple(head_hidden)} and head_dropout "
                      f"{tuple(head_dropout)} need one dropout rate per hidden layer")
   backbone = InceptionResNetV2(width=width, blocks=tuple(blocks), dtype=dtype,
-                               bn_axis_name=axis_name)
+                               bn_axis_name=axis_name, bn_momentum=float(bn_momentum))
   head = MultiTaskHead(hidden=tuple(int(h) for h in head_hidden),
                        dropout=tuple(float(d) for d in head_dropout), dtype=dtype,
-                       bn_axis_name=axis_name)
+                       bn_axis_name=axis_name, bn_momentum=float(bn_momentum))
   return MultiTaskIQA(backbone=backbone, head=head, input_scale=input_scale)
 
 
@@ -158,7 +159,8 @@ def _crop_transform(c):
                                         max_scale=1.0, flip=False)
     return None
   return pristine.augment_transform(tuple(c.crop_size), min_scale=float(a.min_scale),
-                                    max_scale=float(a.max_scale), flip=bool(a.flip))
+                                    max_scale=float(a.max_scale), flip=bool(a.flip),
+                                    colour=float(a.get("colour", 0.0)))
 
 
 KERAS_IMAGENET_WEIGHTS = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -284,7 +286,8 @@ def run_stage1(config, workdir: str):
                      dtype=train_config.compute_dtype(config.train.compute_dtype),
                      input_scale=m.input_scale,
                      head_hidden=tuple(m.get("head_hidden", (2048, 1024, 256))),
-                     head_dropout=tuple(m.get("head_dropout", (0.25, 0.25, 0.5))))
+                     head_dropout=tuple(m.get("head_dropout", (0.25, 0.25, 0.5))),
+                     bn_momentum=float(m.get("bn_momentum", 0.99)))
   example = np.zeros((1, *c.crop_size, 3), np.float32)
 
   def init_variables(rng):

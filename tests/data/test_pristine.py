@@ -49,6 +49,25 @@ def test_augment_transform_enlarges_small_images_and_matches_imresize():
                         mini_kadid.fit_to_size(img, (60, 80)))
 
 
+def test_colour_jitter_colours_grey_keeps_structure_and_is_seeded():
+  grey = pristine.grey_photo("camera")[::4, ::4]
+  assert pristine.colour_jitter(grey, np.random.default_rng(0), 0.0) is grey
+  outs = [pristine.colour_jitter(grey, np.random.default_rng(s), 0.4) for s in range(8)]
+  assert np.array_equal(outs[3], pristine.colour_jitter(grey, np.random.default_rng(3),
+                                                        0.4))
+  chroma = [np.abs(o.astype(float) - o.mean(-1, keepdims=True)).mean() for o in outs]
+  assert max(chroma) > 3 and len({round(c, 3) for c in chroma}) == 8  # grey gets colour
+  for o in outs:  # the same picture: monotone per-channel curves keep its structure
+    assert o.shape == grey.shape and o.dtype == np.uint8
+    assert np.corrcoef(o[..., 1].ravel(), grey[..., 1].ravel())[0, 1] > 0.95
+  # Through the transform (config.stage1.augment.colour), and refused out of range.
+  tr = pristine.augment_transform((64, 80), colour=0.4)
+  out = tr({"image": grey}, np.random.default_rng(1))["image"]
+  assert np.abs(out[..., 0].astype(int) - out[..., 2]).max() > 0
+  with pytest.raises(ValueError, match="colour"):
+    pristine.augment_transform((64, 80), colour=2.0)
+
+
 def test_stage1_source_is_disjoint_from_evaluation_and_transfer(tmp_path):
   src = pristine.stage1_source(num_dead_leaves=3)
   names = list(src.index["content"])

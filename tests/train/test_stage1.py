@@ -135,6 +135,26 @@ def test_head_layers_follow_config_and_mismatch_names_the_keys():
     stage1.make_model(head_hidden=(64, 32), head_dropout=(0.0,))
 
 
+def test_bn_momentum_reaches_every_batch_norm_and_sets_the_running_average():
+  # Keras' 0.99 keeps 0.99^n of the initial (mean 0, variance 1) after n steps: 22%
+  # after the CI demo's 150 steps, which left Stage 1's inference-mode outputs near
+  # constant (experiments/RESULTS.md, issue 13); config.model.bn_momentum sets it.
+  model = stage1.make_model(width=0.125, blocks=(1, 1, 1), head_hidden=(8,),
+                            head_dropout=(0.0,), axis_name=None, bn_momentum=0.9)
+  assert model.backbone.bn_momentum == 0.9 and model.head.bn_momentum == 0.9
+  x = jax.random.uniform(jax.random.PRNGKey(1), (4, 75, 75, 3))
+  v = stage1.init_variables(model, jax.random.PRNGKey(0), (75, 75))
+  _, upd = model.apply(v, x, train=True, mutable=["batch_stats"])
+  zero = jax.tree.map(jnp.zeros_like, v["batch_stats"])
+  _, batch = model.apply({"params": v["params"], "batch_stats": zero}, x, train=True,
+                         mutable=["batch_stats"])  # 0.1 x this batch's statistics
+  for new, old, b in zip(jax.tree.leaves(upd["batch_stats"]),
+                         jax.tree.leaves(v["batch_stats"]),
+                         jax.tree.leaves(batch["batch_stats"])):
+    np.testing.assert_allclose(new, 0.9 * old + b, rtol=1e-5, atol=1e-6)
+  assert config_defaults.model_config().bn_momentum == 0.99  # Keras' default
+
+
 _MASKED_WORKER = """
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
