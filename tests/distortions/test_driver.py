@@ -10,6 +10,8 @@ import pytest
 from deepfl_jax.distortions import (DISTORTIONS, LEVEL_TABLE, distort, distort_param,
                                     distort_runs, kadis_assignment, kadis_type,
                                     read_kadis_csv, sample_type_level)
+from deepfl_jax.distortions._common import mapmm
+from deepfl_jax.distortions.jpeg import jpeg
 from deepfl_jax.distortions.registry import BY_NAME
 
 # The `levels` arrays of the KADIS-700k generator's imdist_generator.m.
@@ -257,3 +259,25 @@ def test_flat_image_stays_flat_and_finite():
     y = distort(x, t, 5, jax.random.PRNGKey(0))
     assert bool(jnp.all(jnp.isfinite(y))), t
     assert float(y.max() - y.min()) < 1e-4, t
+
+
+def test_jpeg_constant_level_programs_equal_the_traced_one():
+  """Type 10 at a KADID level runs a constant-quality program (a scalar switch over
+  the five levels); it must equal the traced-quality codec, and other qualities
+  (distort_param, a batch of mixed levels) take the traced program."""
+  imgs = jnp.stack([_image(seed=i, h=40, w=56) for i in range(5)])
+  traced = jax.jit(jax.vmap(lambda x, q: mapmm(jpeg(mapmm(x), q))))
+  qs = jnp.asarray(GENERATOR_LEVELS[10], jnp.float32)
+  ref = traced(imgs, qs)
+  key = jax.random.PRNGKey(0)
+  for lv in range(1, 6):
+    np.testing.assert_array_equal(distort(imgs[lv - 1], 10, lv, key), ref[lv - 1])
+  # Mixed levels in one group, and the stream's form.
+  levels = jnp.arange(1, 6)
+  np.testing.assert_array_equal(distort(imgs, 10, levels, key), ref)
+  keys = jax.random.split(key, 5)
+  runs = jax.jit(lambda x, t, l, k: distort_runs(x, t, l, k, branches=(10,)))
+  np.testing.assert_array_equal(runs(imgs, jnp.full(5, 10), levels, keys), ref)
+  # A quality between the levels: the traced program.
+  np.testing.assert_array_equal(distort_param(imgs[0], 10, 30.0, key),
+                                traced(imgs[:1], jnp.asarray([30.0]))[0])
