@@ -192,10 +192,48 @@ def _code_length_bits(q_bands, n_bands: int) -> jnp.ndarray:
   return ent + raw
 
 
+def _illinois(bits, budget, lo, hi, steps: int):
+  """Bracket [lo, hi] of log2(step) with bits(lo) > budget >= bits(hi), shrunk by the
+  Illinois variant of regula falsi on f = log2(1 + bits) - log2(1 + budget) (nearly
+  linear in log2(step)), 2 + `steps` evaluations of `bits`. The decisions use
+  bits > budget itself, so hi always meets the budget; each new point lies at least
+  1/32 of the bracket inside it (no stalling on a flat end).
+  """
+  target = jnp.log2(1.0 + budget)
+
+  def f(s):
+    b = bits(s)
+    return jnp.log2(1.0 + b) - target, b > budget
+
+  flo, big_lo = f(lo)
+  fhi, big_hi = f(hi)
+  # Degenerate brackets: everything meets the budget (take lo) or nothing does (hi).
+  hi = jnp.where(big_lo, hi, lo)
+  lo = jnp.where(big_hi, hi, lo)
+
+  def step(_, state):
+    lo, flo, hi, fhi, side = state
+    width = hi - lo
+    den = jnp.where(flo - fhi > 0, flo - fhi, 1.0)
+    s = lo + width * jnp.where(flo - fhi > 0, flo / den, 0.5)
+    s = jnp.clip(s, lo + width / 32, hi - width / 32)
+    fs, big = f(s)
+    # Illinois: halve the retained end's value when the same end moves twice.
+    new_lo, new_flo = jnp.where(big, s, lo), jnp.where(big, fs, flo)
+    new_hi, new_fhi = jnp.where(big, hi, s), jnp.where(big, fhi, fs)
+    new_fhi = jnp.where(big & (side == 1), 0.5 * new_fhi, new_fhi)
+    new_flo = jnp.where(~big & (side == -1), 0.5 * new_flo, new_flo)
+    return new_lo, new_flo, new_hi, new_fhi, jnp.where(big, 1, -1)
+
+  lo, _, hi, _, _ = jax.lax.fori_loop(
+      0, steps, step, (lo, jnp.maximum(flo, 0.0), hi, jnp.minimum(fhi, 0.0), 0))
+  return lo, hi
+
+
 def jpeg2000(image: jnp.ndarray, ratio, key: jax.Array | None = None, *,
-             levels: int = _JP2_LEVELS, bisection_steps: int = 24,
-             rate_scale: float = 1.0, header_bpp: float = 250 * 8 / (512 * 384)
-             ) -> jnp.ndarray:
+             levels: int = _JP2_LEVELS, rate_search: str = "illinois",
+             search_steps: int | None = None, rate_scale: float = 1.0,
+             header_bpp: float = 250 * 8 / (512 * 384)) -> jnp.ndarray:
   """KADID type 9: JPEG 2000 at compression `ratio` (uncompressed 24 bpp / coded bpp).
 
   image: (H, W, 3) float in [0, 1]; ratio: scalar > 1 (traced allowed). Returns
@@ -209,9 +247,14 @@ def jpeg2000(image: jnp.ndarray, ratio, key: jax.Array | None = None, *,
   truncate the coding passes by post-compression rate-distortion optimisation (PCRD) to
   meet the byte budget. Here ONE pixel-domain step Delta serves all subbands and
   components (subband step Delta / (synthesis norm x inverse-ICT column norm): equal
-  distortion slopes, which PCRD approaches at high rate), and Delta is found by
-  `bisection_steps` bisections on log2(Delta) so that the estimated code length meets
-  the budget 24 H W / ratio bits minus `header_bpp` H W bits of headers. The estimate
+  distortion slopes, which PCRD approaches at high rate), and Delta is the coarser end
+  of a bracket on log2(Delta) in [-4, 14] such that the estimated code length meets
+  the budget 24 H W / ratio bits minus `header_bpp` H W bits of headers. The bracket
+  is shrunk by `search_steps` Illinois (regula falsi) steps, default 8 (10 code-length
+  evaluations; 49 vs 92 CPU ms per 384x512 image), or by bisection
+  (`rate_search="bisection"`, default 24 steps, the earlier rule). The two agree to
+  0.016 dB PSNR on three 384x512 photographs and 0.05 dB on a 157x233 crop (the 5
+  KADID ratios). The estimate
   is the first-order entropy of the quantised coefficients per (subband, component,
   context), the context being the number (0..4) of non-zero causal neighbours, a crude
   stand-in for EBCOT's significance contexts; `rate_scale` multiplies it. So: no
@@ -248,15 +291,24 @@ def jpeg2000(image: jnp.ndarray, ratio, key: jax.Array | None = None, *,
   budget = h * w * (24.0 / jnp.asarray(ratio, jnp.float32) - header_bpp)
   budget = jnp.maximum(budget, 0.0)
 
-  def step(_, lohi):
-    lo, hi = lohi
-    mid = 0.5 * (lo + hi)
-    bits = rate_scale * _code_length_bits(quantise(mid), n_bands)
-    too_big = bits > budget
-    return jnp.where(too_big, mid, lo), jnp.where(too_big, hi, mid)
+  def bits(log_step):
+    return rate_scale * _code_length_bits(quantise(log_step), n_bands)
 
-  lo, hi = jax.lax.fori_loop(0, bisection_steps, step,
-                             (jnp.float32(-4.0), jnp.float32(14.0)))
+  if rate_search not in ("illinois", "bisection"):
+    raise ValueError(f"rate_search must be 'illinois' or 'bisection', got {rate_search!r}")
+  if search_steps is None:
+    search_steps = 8 if rate_search == "illinois" else 24
+  if rate_search == "bisection":
+    def step(_, lohi):
+      lo, hi = lohi
+      mid = 0.5 * (lo + hi)
+      too_big = bits(mid) > budget
+      return jnp.where(too_big, mid, lo), jnp.where(too_big, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, search_steps, step,
+                               (jnp.float32(-4.0), jnp.float32(14.0)))
+  else:
+    lo, hi = _illinois(bits, budget, jnp.float32(-4.0), jnp.float32(14.0), search_steps)
   log_step = hi   # the finer end may overshoot the budget; the coarser end meets it
   out_bands = []
   for qb, wt in zip(quantise(log_step), weights):
