@@ -41,18 +41,25 @@ YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
 _DELTA = 6.0 / 29.0
 
 
+def _pow(x: jnp.ndarray, p: float) -> jnp.ndarray:
+  """x ** p for x > 0 as exp(p log x): XLA:CPU's general pow (special cases, negative
+  bases) costs 4x more, and made rgb2lab 11 instead of 4 CPU ms at 384x512 (float32
+  error vs float64 Lab 8.5e-5 instead of 7.3e-5)."""
+  return jnp.exp(jnp.log(x) * jnp.asarray(p, x.dtype))
+
+
 def srgb_to_linear(c: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(c <= 0.04045, c / 12.92,
-                   ((jnp.maximum(c, 0.04045) + 0.055) / 1.055) ** 2.4)
+                   _pow((jnp.maximum(c, 0.04045) + 0.055) / 1.055, 2.4))
 
 
 def linear_to_srgb(c: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(c <= 0.0031308, 12.92 * c,
-                   1.055 * jnp.maximum(c, 0.0031308) ** (1 / 2.4) - 0.055)
+                   1.055 * _pow(jnp.maximum(c, 0.0031308), 1 / 2.4) - 0.055)
 
 
 def _f(t):
-  return jnp.where(t > _DELTA ** 3, jnp.maximum(t, _DELTA ** 3) ** (1.0 / 3.0),
+  return jnp.where(t > _DELTA ** 3, _pow(jnp.maximum(t, _DELTA ** 3), 1.0 / 3.0),
                    t / (3 * _DELTA ** 2) + 4.0 / 29.0)
 
 

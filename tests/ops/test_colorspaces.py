@@ -82,3 +82,15 @@ def test_jit_and_batch_shapes():
     y = jax.jit(fwd)(x)
     assert y.shape == x.shape
     np.testing.assert_allclose(jax.jit(inv)(y), x, atol=2e-5)
+
+
+def test_lab_float32_close_to_float64(x64):
+  # The powers are exp(p log x) (faster on XLA:CPU than pow): float32 results stay
+  # within float32 rounding of the float64 ones, dark colours (linear branches) too
+  # (measured max errors: 7.1e-5 Lab, 3.1e-6 RGB; with pow 6.3e-5 and 3.1e-6).
+  rgb = np.concatenate([_rgb(), 0.05 * _rgb(seed=1)])
+  ref = np.asarray(cs.rgb2lab(jnp.asarray(rgb)))
+  lab32 = cs.rgb2lab(jnp.asarray(rgb, jnp.float32))
+  assert lab32.dtype == jnp.float32
+  np.testing.assert_allclose(lab32, ref, atol=2e-4)
+  np.testing.assert_allclose(cs.lab2rgb(jnp.asarray(ref, jnp.float32)), rgb, atol=5e-6)
