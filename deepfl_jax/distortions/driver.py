@@ -42,10 +42,11 @@ _OTSU_TYPE = 22
 
 
 # Types much faster with a compile-time parameter: JPEG's quantiser reciprocals and
-# tables fold into constants (20 -> 7 CPU ms per 384x512 image). For these, a run of
-# images at one KADID level runs that level's constant-parameter program (a scalar
-# switch: only one branch executes); any other parameter takes the traced program.
-_CONST_LEVEL_TYPES = (10,)
+# tables fold into constants (20 -> 7 CPU ms per 384x512 image); colour diffusion's
+# Gaussian gets the level's own support instead of the largest level's. For these, a
+# run of images at one KADID level runs that level's constant-parameter program (a
+# scalar switch: only one branch executes); any other parameter takes the traced one.
+_CONST_LEVEL_TYPES = (4, 10)
 
 
 def _branch(type_id: int, height: int, width: int, host_otsu: bool = True,

@@ -11,6 +11,7 @@ from deepfl_jax.distortions import (DISTORTIONS, LEVEL_TABLE, distort, distort_p
                                     distort_runs, kadis_assignment, kadis_type,
                                     read_kadis_csv, sample_type_level)
 from deepfl_jax.distortions._common import mapmm
+from deepfl_jax.distortions.color import color_diffusion
 from deepfl_jax.distortions.jpeg import jpeg
 from deepfl_jax.distortions.registry import BY_NAME
 
@@ -281,3 +282,14 @@ def test_jpeg_constant_level_programs_equal_the_traced_one():
   # A quality between the levels: the traced program.
   np.testing.assert_array_equal(distort_param(imgs[0], 10, 30.0, key),
                                 traced(imgs[:1], jnp.asarray([30.0]))[0])
+
+
+def test_colour_diffusion_level_programs_equal_the_traced_one():
+  """Type 4 at a KADID level blurs with that level's own Gaussian support (the taps
+  beyond it are zero): equal to the traced-amount program up to float32 summation."""
+  x = _image(seed=3, h=48, w=64)
+  traced = jax.jit(lambda a, p: mapmm(color_diffusion(mapmm(a), p)))
+  key = jax.random.PRNGKey(0)
+  for lv, amount in enumerate(GENERATOR_LEVELS[4], start=1):
+    np.testing.assert_allclose(distort(x, 4, lv, key), traced(x, jnp.float32(amount)),
+                               atol=5e-5)
