@@ -43,10 +43,11 @@ _OTSU_TYPE = 22
 
 # Types much faster with a compile-time parameter: JPEG's quantiser reciprocals and
 # tables fold into constants (20 -> 7 CPU ms per 384x512 image); colour diffusion's
-# Gaussian gets the level's own support instead of the largest level's. For these, a
-# run of images at one KADID level runs that level's constant-parameter program (a
-# scalar switch: only one branch executes); any other parameter takes the traced one.
-_CONST_LEVEL_TYPES = (4, 10)
+# Gaussian gets the level's own support instead of the largest level's; colour
+# quantisation's palette has the level's size instead of 64. For these, a run of
+# images at one KADID level runs that level's constant-parameter program (a scalar
+# switch: only one branch executes); any other parameter takes the traced one.
+_CONST_LEVEL_TYPES = (4, 6, 10)
 
 
 def _branch(type_id: int, height: int, width: int, host_otsu: bool = True,

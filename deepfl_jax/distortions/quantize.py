@@ -219,6 +219,11 @@ def color_quantization(image: jnp.ndarray, n_colors, key: jax.Array | None = Non
   MATLAB's 5-bit inverse colour map, and the scan order is plain raster.
   """
   del key
+  if isinstance(n_colors, (int, float)):
+    # A constant n (the driver's per-level programs) sizes the palette itself: Wu's
+    # splitting loop and the dither's nearest-colour search run over n colours, not
+    # max_colors (the extra slots would stay invalid: same result).
+    max_colors = int(min(max(round(n_colors), 1), max_colors))
   dtype = image.dtype if jnp.issubdtype(image.dtype, jnp.floating) else jnp.float32
   x = jnp.asarray(image, jnp.float32)
   rgb8 = jnp.clip(jnp.floor(255.0 * x + 0.5), 0, 255)
