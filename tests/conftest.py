@@ -108,6 +108,13 @@ SLOW_IN_FAST_TIER = frozenset((
     "train/test_regressor.py::test_regressor_learns_linear_target_and_beats_untrained_head",
     "pretext/test_contrastive.py::test_positive_views_are_crops_of_one_degraded_image",
     "metrics/test_iw_ssim.py::test_matlab_golden_tid2013_and_port_crosscheck_correct_roles",
+    # And after the third (load ~6).
+    "distortions/test_driver.py::test_colour_quantisation_level_programs_equal_the_traced_one",
+    "distortions/test_driver.py::test_colour_diffusion_level_programs_equal_the_traced_one",
+    "distortions/test_driver.py::test_no_type_calls_back_to_the_host_in_compiled_runs",
+    "distortions/test_jpeg2000.py::test_jpeg2000_matches_openjpeg_on_unseen_images",
+    "distortions/test_jpeg.py::test_jpeg_matches_octave_reference",
+    "metrics/test_sr_sim.py::test_even_kernel_window_matters",
 ))
 
 
