@@ -9,7 +9,8 @@ the equalised, roughly uniform targets), that on those unseen contents the Stage
 features rank mini-KADID's human DMOS better than the same backbone's random weights,
 that the scoring model is the final fit on all evaluation contents, and that the
 transfer stage scores contents no stage saw (the TID2013 references of ../shared, when
-present). Measured numbers: experiments/RESULTS.md.
+present), where the Stage 1 features' ridge probe again beats random weights'. Measured
+numbers: experiments/RESULTS.md.
 """
 import json
 import pathlib
@@ -71,5 +72,10 @@ def test_demo_runs_all_stages_and_transfers(tmp_path):
     assert set(by) == set(srocc)
     assert all(np.isfinite(r["srocc"]) for r in by.values()), by
     assert by["stage1", "regressor"]["held_out_srocc"] == srocc["stage1", "regressor"]
+    # Contents no stage saw (180 images of six contents), the ridge probe fit on all
+    # evaluation contents: Stage 1's features rank them better than random weights'
+    # (measured 0.27 vs 0.17; experiments/RESULTS.md, issue 13). The regressor is not
+    # asserted: 40 epochs on 240 images leave it still fitting the DMOS offset.
+    assert by["stage1", "ridge"]["srocc"] > by["random", "ridge"]["srocc"] + 0.05, by
   else:
     assert "Transfer check skipped" in out.stdout
