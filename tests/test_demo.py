@@ -47,7 +47,9 @@ def test_demo_runs_all_stages_and_transfers(tmp_path):
   assert len(losses) >= 10 and np.all(np.isfinite(losses))
   assert 0.03 < losses[0] < 0.15, losses
   first, last = np.mean(losses[:3]), np.mean(losses[-3:])
-  assert last < 0.8 * first and last < 0.7 / 12, losses
+  # 1/12 is the MSE of predicting the mean of uniform targets; 0.0572 measured on
+  # 2026-12-07 with colour jitter and BN momentum 0.9 (bound leaves room for other CPUs).
+  assert last < 0.8 * first and last < 0.75 / 12, losses
   assert sorted(int(p.name) for p in (workdir / "stage1" / "checkpoints").iterdir()
                 if p.name.isdigit()) == [STEPS // 2, STEPS]
 
