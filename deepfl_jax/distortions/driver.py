@@ -43,11 +43,13 @@ _OTSU_TYPE = 22
 
 # Types much faster with a compile-time parameter: JPEG's quantiser reciprocals and
 # tables fold into constants (20 -> 7 CPU ms per 384x512 image); colour diffusion's
-# Gaussian gets the level's own support instead of the largest level's; colour
-# quantisation's palette has the level's size instead of 64. For these, a run of
-# images at one KADID level runs that level's constant-parameter program (a scalar
-# switch: only one branch executes); any other parameter takes the traced one.
-_CONST_LEVEL_TYPES = (4, 6, 10)
+# Gaussian gets the level's own support instead of the largest level's. For these, a
+# run of images at one KADID level runs that level's constant-parameter program (a
+# scalar switch: only one branch executes); any other parameter takes the traced one.
+# Colour quantisation (6) would also gain (palette sized by the level: 66 -> 31 CPU ms
+# at n = 8) but its five scans add 13 s to the compile of a 25-type program (21 s at
+# 64x64; JPEG's and colour diffusion's levels add 4 s), so it stays traced.
+_CONST_LEVEL_TYPES = (4, 10)
 
 
 def _branch(type_id: int, height: int, width: int, host_otsu: bool = True,

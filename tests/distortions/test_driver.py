@@ -13,7 +13,6 @@ from deepfl_jax.distortions import (DISTORTIONS, LEVEL_TABLE, distort, distort_p
 from deepfl_jax.distortions._common import mapmm
 from deepfl_jax.distortions.color import color_diffusion
 from deepfl_jax.distortions.jpeg import jpeg
-from deepfl_jax.distortions.quantize import color_quantization
 from deepfl_jax.distortions.registry import BY_NAME
 
 # The `levels` arrays of the KADIS-700k generator's imdist_generator.m.
@@ -295,12 +294,3 @@ def test_colour_diffusion_level_programs_equal_the_traced_one():
     np.testing.assert_allclose(distort(x, 4, lv, key), traced(x, jnp.float32(amount)),
                                atol=5e-5)
 
-
-def test_colour_quantisation_level_programs_equal_the_traced_one():
-  """Type 6 at a KADID level sizes the palette by the level (n colours, not 64): the
-  same palette and dither, bit for bit."""
-  x = _image(seed=4, h=24, w=40)
-  traced = jax.jit(lambda a, p: mapmm(color_quantization(mapmm(a), p)))
-  key = jax.random.PRNGKey(0)
-  for lv, n in enumerate(GENERATOR_LEVELS[6], start=1):
-    np.testing.assert_array_equal(distort(x, 6, lv, key), traced(x, jnp.float32(n)))

@@ -110,3 +110,14 @@ def test_wavefront_floyd_steinberg_equals_sequential(image):
       err[r, c + 2] += 7 / 16 * e
       err[r + 1, c:c + 3] += np.outer([3 / 16, 5 / 16, 1 / 16], e)
   np.testing.assert_array_equal(got, want)
+
+
+def test_constant_palette_size_equals_the_traced_one():
+  """A Python n sizes the palette itself (n slots, 2(n - 1) splits, not 64): the same
+  palette and dither as a traced n, bit for bit."""
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(np.kron(rng.uniform(size=(4, 6, 3)), np.ones((6, 7, 1))), jnp.float32)
+  traced = jax.jit(quantize.color_quantization)
+  for n in (64, 48, 32, 16, 8):
+    const = jax.jit(lambda a, n=n: quantize.color_quantization(a, n))
+    np.testing.assert_array_equal(const(x), traced(x, jnp.float32(n)))
