@@ -22,10 +22,14 @@ from __future__ import annotations
 import pathlib
 from typing import Mapping, Sequence
 
+import dm_pix
 import numpy as np
+from PIL import Image
+from skimage import data as skimage_data
 
 from deepfl_jax.data import mini_kadid
 from deepfl_jax.data.pipeline import IqaSource, Transform, in_memory_source
+from deepfl_jax.ops.resize import resize_matrix
 
 # Photographs of scikit-image's data folder that ship with the wheel (no download).
 GREY_PHOTOS = ("camera", "moon", "coins", "brick", "grass", "gravel", "page", "text",
@@ -56,10 +60,9 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def grey_photo(name: str) -> np.ndarray:
   """scikit-image's grey photograph `name` of `GREY_PHOTOS` as uint8 (h, w, 3)."""
-  from skimage import data  # pylint: disable=import-outside-toplevel
   if name not in GREY_PHOTOS:
     raise ValueError(f"unknown grey photograph {name!r}; choose from {GREY_PHOTOS}")
-  return as_rgb(getattr(data, name)())
+  return as_rgb(getattr(skimage_data, name)())
 
 
 def dead_leaves(seed: int, size: tuple[int, int] = (384, 512), *, r_min: float = 2.0,
@@ -108,7 +111,6 @@ def dead_leaves(seed: int, size: tuple[int, int] = (384, 512), *, r_min: float =
 def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """uint8 (h, w, 3) -> uint8 (H, W, 3), MATLAB-style bicubic (antialiased when
   shrinking; `ops.resize.resize_matrix` on the host)."""
-  from deepfl_jax.ops.resize import resize_matrix  # pylint: disable=import-outside-toplevel
   (h, w), (hh, ww) = img.shape[:2], size
   if (h, w) == (hh, ww):
     return img
@@ -155,7 +157,6 @@ def augment_transform(size: tuple[int, int], *, min_scale: float = 0.25,
   probability 1/2 (`dm_pix.flip_left_right`) and, with `colour` > 0, coloured at that
   strength (`colour_jitter`). Returns uint8 (H, W, 3).
   """
-  import dm_pix  # pylint: disable=import-outside-toplevel
   ch, cw = size
   if not 0 < min_scale <= max_scale:
     raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
@@ -209,10 +210,10 @@ def independent_photos(*, sklearn: bool = True, shared_dir=SHARED_DIR,
   """Contents no stage trains on, {name: uint8 (h, w, 3)}: scikit-learn's sample
   photographs (when scikit-learn is installed), the TID2013 references in `shared_dir`
   (when present) and every image file of `folders` (a user's own photographs)."""
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   out = {}
   if sklearn:
     try:
+      # Optional (the `test` extra): the transfer check says when it is missing.
       from sklearn.datasets import load_sample_image  # pylint: disable=import-outside-toplevel
     except ImportError:
       pass

@@ -7,6 +7,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from deepfl_jax.data import pipeline, synthesis
+
 
 def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
                    start_step: int = 0, process_index: int | None = None,
@@ -17,7 +19,6 @@ def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
   the 8 embedded photographs) are listed several times, each occurrence its own crop.
   `transform`: Stage 1's crop transform (a `pipeline.Transform` making uint8 crops of
   `crop_size`); None: a uniformly placed crop at native scale."""
-  from deepfl_jax.data import pipeline, synthesis
   pi = jax.process_index() if process_index is None else process_index
   pc = jax.process_count() if process_count is None else process_count
   indices = np.arange(len(source)) if indices is None else np.asarray(indices, np.int64)

@@ -376,7 +376,7 @@ def fit(config: Any, workdir: str, *, init_variables: Callable[[jax.Array], dict
         evaluate: Callable[[TrainState], dict[str, float]] | None = None
         ) -> TrainState:
   """`train` from an experiment config: `config.train` (see
-  `deepfl_jax.train.config.default_train_config`) and `config.optim`.
+  `deepfl_jax.config_defaults.train_config`) and `config.optim`.
 
   `init_variables(rng) -> {"params": ..., "batch_stats": ...}` builds the model's
   variables (or loads pretrained ones); `loss_fn` is the per-device loss of
