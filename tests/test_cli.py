@@ -60,6 +60,7 @@ def _run(argv, capsys):
   return rc, out, err
 
 
+@pytest.mark.slow
 def test_score_folder_matches_pipeline(trained, capsys):
   root, work, source, fs = trained
   rc, out, err = _run(["score", str(root / "images"), f"--workdir={work}",

@@ -163,6 +163,7 @@ def test_worker_processes_do_not_change_batches_and_stop_on_close():
   assert not set(multiprocessing.active_children()) - before  # workers are gone
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 1])
 def test_iterator_state_restores_the_stream(workers):
   src = memory_source(17)

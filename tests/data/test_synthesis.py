@@ -49,6 +49,7 @@ def kadis_source():
   return recs
 
 
+@pytest.mark.slow
 def test_stream_is_deterministic(pristine, uniform_batches):
   again = _take(pristine, 2, config=UNIFORM, seed=0)
   for a, b in zip(uniform_batches, again):
@@ -59,6 +60,7 @@ def test_stream_is_deterministic(pristine, uniform_batches):
                             np.asarray(uniform_batches[0]["image"]))
 
 
+@pytest.mark.slow
 def test_batch_contents(uniform_batches):
   b = uniform_batches[0]
   img, ref = np.asarray(b["image"]), np.asarray(b["reference"])
@@ -73,6 +75,7 @@ def test_batch_contents(uniform_batches):
   assert len(set(types.tolist())) == 2   # both types drawn in 10 images (p = 1 - 2^-9)
 
 
+@pytest.mark.slow
 def test_labels_equal_metrics_on_same_images(uniform_batches):
   for b in uniform_batches:
     image8 = np.round(np.asarray(b["image"]) * 255).astype(np.uint8)
@@ -81,6 +84,7 @@ def test_labels_equal_metrics_on_same_images(uniform_batches):
                                atol=1e-7)
 
 
+@pytest.mark.slow
 def test_resume_and_process_sharding(pristine):
   cfg = dict(config=UNIFORM, seed=3, with_labels=False)
   two = _take(pristine, 2, **cfg)
@@ -108,6 +112,7 @@ def test_uniform_plan_groups():
   assert set(l.tolist()) == {1, 2, 3, 4, 5}
 
 
+@pytest.mark.slow
 def test_kadis_assignment_and_orientation(kadis_source, uniform_batches):
   b = _take(kadis_source, 1, config=KADIS, seed=0)[0]
   np.testing.assert_array_equal(np.asarray(b["dist_type"]), [1] * 5)
@@ -146,6 +151,7 @@ def test_config_errors(pristine):
     _take(pristine, 1, config=big, with_labels=False)
 
 
+@pytest.mark.slow
 def test_calibrate(pristine):
   done = []
   eq = synthesis.calibrate(pristine, config=UNIFORM, num_steps=2, seed=7,

@@ -111,6 +111,7 @@ def test_uint8_input_equals_float():
   np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", sorted(STOCHASTIC - {15}))
 def test_determinism(t):
   x = _image()
@@ -127,6 +128,7 @@ def test_deterministic_types_ignore_the_key():
                                   distort(x, t, 3, jax.random.PRNGKey(2)))
 
 
+@pytest.mark.slow
 def test_batched_mixed_types_equal_per_image_calls():
   n = len(MIXED)
   imgs = jnp.stack([_image(seed=i) for i in range(n)])
@@ -144,6 +146,7 @@ def test_batched_mixed_types_equal_per_image_calls():
   np.testing.assert_array_equal(distort(imgs, types, levels, keys), grouped)
 
 
+@pytest.mark.slow
 def test_distort_runs_equals_distort_and_runs_only_its_types():
   n = len(MIXED)
   imgs = jnp.stack([_image(seed=i) for i in range(n)])
@@ -165,6 +168,7 @@ def test_distort_runs_equals_distort_and_runs_only_its_types():
     distort_runs(imgs, types, levels, keys, run=3)
 
 
+@pytest.mark.slow
 def test_no_type_calls_back_to_the_host_in_compiled_runs():
   """The lowered program of each of the 25 types (as the training stream compiles it)
   holds no host callback; type 22's exact host search is one, on request."""
@@ -242,6 +246,7 @@ def test_sample_type_level_uniform():
     sample_type_level(jax.random.PRNGKey(1), 10, types=[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", [3, 5, 11, 12, 13, 14, 19, 20, 23])
 def test_fn_is_draws_then_apply(t):
   """All randomness of a stochastic type comes from its `draws(key, shape)`."""
@@ -262,6 +267,7 @@ def test_flat_image_stays_flat_and_finite():
     assert float(y.max() - y.min()) < 1e-4, t
 
 
+@pytest.mark.slow
 def test_jpeg_constant_level_programs_equal_the_traced_one():
   """Type 10 at a KADID level runs a constant-quality program (a scalar switch over
   the five levels); it must equal the traced-quality codec, and other qualities
@@ -284,6 +290,7 @@ def test_jpeg_constant_level_programs_equal_the_traced_one():
                                 traced(imgs[:1], jnp.asarray([30.0]))[0])
 
 
+@pytest.mark.slow
 def test_colour_diffusion_level_programs_equal_the_traced_one():
   """Type 4 at a KADID level blurs with that level's own Gaussian support (the taps
   beyond it are zero): equal to the traced-amount program up to float32 summation."""

@@ -5,6 +5,7 @@ import io
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from PIL import Image
 
 from deepfl_jax.distortions import jpeg
@@ -35,6 +36,7 @@ def test_ijg_tables_match_libjpeg():
   assert int(np.max(jpeg.ijg_quant_tables(4)[1])) == 255
 
 
+@pytest.mark.slow
 def test_jpeg_matches_pillow_libjpeg(images):
   # The integer ISLOW DCT, libjpeg-turbo's quantiser, chroma box-downsampling and fancy
   # upsampling are emulated exactly: the decoded pixels are Pillow's, bit for bit (so
@@ -59,6 +61,7 @@ def test_jpeg_traced_quality_and_severity(images):
   assert all(a > b for a, b in zip(psnrs, psnrs[1:])), psnrs
 
 
+@pytest.mark.slow
 def test_jpeg_matches_octave_reference(kadid_ref):
   # kadid_ref: tests/distortions/conftest.py (skips when ../shared is absent).
   # The references (libjpeg-turbo via GraphicsMagick) include the driver's two mapmm

@@ -26,6 +26,7 @@ def _pillow_jp2(u8, ratio, **options):
   return np.asarray(Image.open(buf).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_jpeg2000_matches_openjpeg(images):
   """Against OpenJPEG's irreversible path (9/7 + ICT, what MATLAB's lossy mode uses).
 
@@ -44,6 +45,7 @@ def test_jpeg2000_matches_openjpeg(images):
   assert all(a > b for a, b in zip(ours, ours[1:])), ours
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["I03.bmp", "I19.bmp"])
 def test_jpeg2000_matches_openjpeg_on_unseen_images(tid_pairs, name):
   """The rate constants (rate_scale, header_bpp) were set on scikit-image photographs;
@@ -61,6 +63,7 @@ def test_jpeg2000_matches_openjpeg_on_unseen_images(tid_pairs, name):
   assert all(a > b for a, b in zip(ours, ours[1:])), ours
 
 
+@pytest.mark.slow
 def test_jpeg2000_properties():
   # Small odd-sized image: shapes survive, output is 8-bit, a huge ratio empties the
   # budget (only headers fit: the flat mid-grey image of all-zero coefficients) and the
@@ -80,6 +83,7 @@ def test_jpeg2000_properties():
   assert 18.0 < mid < psnr(u8, as_u8(f(x, jnp.float32(16.0), None))) - 3.0, mid
 
 
+@pytest.mark.slow
 def test_illinois_rate_search_agrees_with_bisection(images):
   """The default rate control (8 Illinois steps) lands where 24 bisections do, to a
   few hundredths of a dB (measured: at most 0.05 dB on this crop)."""

@@ -15,6 +15,7 @@ def test_disk_documented_values():
                                  [0.0251, 0.1453, 0.0251]], atol=6e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("r", [2.0, 3.7, 6.0])
 def test_disk_is_pixel_coverage(r):
   """Each weight is the area of the pixel square inside the disk (supersampled)."""

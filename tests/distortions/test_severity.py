@@ -51,6 +51,7 @@ def _psnr(a, b):
     return 10 * np.log10(1.0 / mse)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", MONOTONE)
 def test_psnr_falls_with_level(t, photos):
   d = DISTORTIONS[t]

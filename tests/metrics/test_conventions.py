@@ -38,6 +38,7 @@ def test_every_metric_is_classified():
   assert set(ALL) == set(_registry.METRICS) - {"psnr"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_uint8_is_float_over_255(name, pair, x64):
   fn, _ = _registry.get(name)

@@ -6,6 +6,7 @@ from deepfl_jax import metrics
 from tests.metrics.test_properties import noisy, photos
 
 
+@pytest.mark.slow
 def test_fused_equals_individual_metrics_in_score_file_order():
   x = photos()
   y = noisy(x, 0.05)

@@ -13,6 +13,7 @@ iw_module = importlib.import_module("deepfl_jax.metrics.iw_ssim")
 iw_ssim = iw_module.iw_ssim
 
 
+@pytest.mark.slow
 def test_matlab_golden_goldhill_and_port_crosscheck_swapped(golden, x64):
   # MATLAB golden: iwssim(oimg = goldhill (reference), img = goldhill_jpeg).
   v = np.asarray(iw_ssim(golden["goldhill"], golden["goldhill_jpeg"]))
@@ -24,6 +25,7 @@ def test_matlab_golden_goldhill_and_port_crosscheck_swapped(golden, x64):
   np.testing.assert_allclose(swapped, [0.886254404583], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_matlab_golden_tid2013_and_port_crosscheck_correct_roles(golden, x64):
   # MATLAB golden as piq's test computes it: the DISTORTED image in the reference slot,
   # iwssim(oimg = Y(i01_01_5), img = Y(I01)), Y = 0.299 R + 0.587 G + 0.114 B.
@@ -34,6 +36,7 @@ def test_matlab_golden_tid2013_and_port_crosscheck_correct_roles(golden, x64):
   np.testing.assert_allclose(correct, [0.946239578523], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_float32_close_to_float64(golden):
   ref, dist = golden["goldhill"], golden["goldhill_jpeg"]
   v32, v64 = _images.float32_and_float64(iw_ssim, ref, dist)

@@ -59,6 +59,7 @@ def test_core_on_prepared_batch(x64):
                              mdsi(x, y, combination="mult"), rtol=0, atol=1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("comb", ["sum", "mult"])
 def test_identical_is_exactly_zero_in_float32(comb):
   """Rounding noise of 1e-8 would become ~1e-2 after the fourth root; the maps are

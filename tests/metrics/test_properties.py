@@ -63,6 +63,7 @@ NAN_WHEN_FLAT = {"vsi": (True, True), "fsimc": (True, True), "fsim": (True, True
                  "sr_sim": (True, True), "iw_ssim": (True, False), "sff": (True, False)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_flat_images_nan_as_matlab_or_finite(name):
   fn, _ = _registry.get(name)
@@ -89,6 +90,7 @@ def test_different_flat_levels_are_not_near_perfect(name):
   assert (mid < 0.99) if higher else (mid > 0.01), (name, mid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_batch_and_grad(name):
   fn, _ = _registry.get(name)

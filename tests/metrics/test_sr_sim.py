@@ -27,6 +27,7 @@ def test_matlab_goldens(golden, x64, a, b, size, want):
   assert abs(float(got[0]) - want) < 1e-6
 
 
+@pytest.mark.slow
 def test_even_kernel_window_matters(golden, x64, monkeypatch):
   """The SciPy-centred 10x10 window (5 before, 4 after) misses the golden
   (docs/matlab_parity.md 1.5), so the golden test above really checks MATLAB's anchor."""

@@ -73,6 +73,7 @@ def test_full_model_param_count_and_taps_abstract():
   assert jax.eval_shape(mlsp.mlsp_wide, taps).shape == (1, 5, 5, MLSP_WIDTH)
 
 
+@pytest.mark.slow
 def test_bf16_compute_keeps_float32_params(small_vars, images, narrow):
   bf = InceptionResNetV2(width=0.125, blocks=(1, 1, 1), dtype=jnp.bfloat16)
   v = irv2.abstract_variables(bf, (1, 75, 75, 3))
@@ -107,6 +108,7 @@ def test_extractor_compiles_once_per_shape(small_vars, images, monkeypatch):
   assert len(traces) == 2 and fn.jitted._cache_size() == 2
 
 
+@pytest.mark.slow
 def test_extractor_vmap_grad_jit(images, narrow):
   fn, ref = narrow
   stacked = jax.vmap(fn)(images[:, None])  # (2, 1, H, W, 3) -> (2, 1, D)
@@ -153,6 +155,7 @@ def test_area_matrix():
   np.testing.assert_allclose(mlsp.area_matrix(1, 5), np.ones((5, 1)))
 
 
+@pytest.mark.slow
 def test_input_scale_keras(small_vars, images):
   keras_scale = mlsp_extractor(small_vars, model=SMALL, input_scale="keras")
   # The unit extractor refuses floats outside [0, 1]; the pure function takes them.

@@ -49,6 +49,7 @@ def test_view_pairs_iou_within_range():
     contrastive.view_pair(rng, (32, 32), (32, 32), (0.1, 0.3))  # only IoU 1 possible
 
 
+@pytest.mark.slow
 def test_batch_hard_negatives_share_content_and_differ_in_degradation():
   crops = np.random.default_rng(3).integers(0, 256, (2, 48, 48, 3), np.uint8)
   cfg = contrastive.DataConfig(crop_size=(48, 48), view_size=(24, 24),
@@ -73,6 +74,7 @@ def test_batch_hard_negatives_share_content_and_differ_in_degradation():
     assert 0.1 <= contrastive.iou_same_size(t2 - t1, l2 - l1, 24, 24) <= 0.5
 
 
+@pytest.mark.slow
 def test_positive_views_are_crops_of_one_degraded_image():
   crops = np.random.default_rng(4).integers(0, 256, (1, 40, 40, 3), np.uint8)
   cfg = contrastive.DataConfig(crop_size=(40, 40), view_size=(24, 24),

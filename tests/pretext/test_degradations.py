@@ -47,6 +47,7 @@ def test_count_degradations():
   assert full["total"] > 2e7   # at least QPT's reported size
 
 
+@pytest.mark.slow
 def test_apply_plan_and_errors():
   x = np.full((16, 16, 3), 0.5, np.float32)
   y = np.asarray(dg.apply(x, ((16, 0.7), (dg.RESIZE, 0.5), (dg.POISSON, 100.0)),

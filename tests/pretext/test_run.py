@@ -34,6 +34,7 @@ def four_devices(tmp_path_factory):
   return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["ranking", "ranking_mlsp", "contrastive"])
 def test_four_devices_equal_one_device(four_devices, task):
   r = four_devices[task]
@@ -42,6 +43,7 @@ def test_four_devices_equal_one_device(four_devices, task):
   assert r["param_maxdiff"] < 1e-5 + 1e-3 * r["param_change"]
 
 
+@pytest.mark.slow
 def test_contrastive_without_gathered_negatives_differs(four_devices):
   # Negative control: each device with only its own negatives is a different loss.
   r = four_devices["contrastive_local"]
@@ -71,6 +73,7 @@ def _config(task, tmp_steps):
   return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["ranking", "contrastive"])
 def test_run_pretext_trains_logs_and_resumes(tmp_path, monkeypatch, task):
   def tiny_network(task, config, axis_name="data"):

@@ -18,6 +18,7 @@ def _cached(work, variables, source, info, kind="narrow"):
                                        progress=False)
 
 
+@pytest.mark.slow
 def test_cache_reused_and_invalidated_by_other_weights(tmp_path, small_variables,
                                                       tiny_source, monkeypatch):
   work = str(tmp_path)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from deepfl_jax.train import finetune, reporting
 from tests.pretext._tiny_backbone import TinyBackbone
 
 
+@pytest.mark.slow
 def test_finetune_learns_brightness():
   rng = np.random.default_rng(0)
   n = 48
@@ -32,6 +34,7 @@ def test_finetune_learns_brightness():
   assert stats["srocc"] > 0.8, stats
 
 
+@pytest.mark.slow
 def test_run_finetune_end_to_end(tmp_path, monkeypatch):
   """The stage: Stage 2's database and weights, Stage 3's splits, results files (the
   real backbone at 1/8 width, one block per stage; a small in-memory database)."""

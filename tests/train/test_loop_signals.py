@@ -37,6 +37,7 @@ CASES = [("load", 2, "SIGTERM", 3, 143), ("step", 4, "SIGTERM", 5, 143),
          ("save", 4, "SIGTERM", 4, 143), ("step", 2, "SIGINT", 3, 130)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point,at,signame,reached,code", CASES)
 def test_signal_checkpoints_step_reached_and_resumes(uninterrupted, tmp_path, point, at,
                                                      signame, reached, code):

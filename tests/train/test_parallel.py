@@ -34,6 +34,7 @@ def four_devices(tmp_path_factory):
   return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_data_parallel_step_equals_single_device_step(four_devices):
   r = four_devices
   assert r["n_devices"] == 4 and r["n_shards"] == 4 and r["step"] == 3

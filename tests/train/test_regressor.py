@@ -13,6 +13,7 @@ from deepfl_jax.train import regressor
 from tests.train._linear_features import HIDDEN, LR, _linear_data
 
 
+@pytest.mark.slow
 def test_regressor_learns_linear_target_and_beats_untrained_head():
   x, y, _ = _linear_data()
   tr, va, te = np.arange(0, 360), np.arange(360, 480), np.arange(480, 600)
@@ -59,6 +60,7 @@ def test_keep_last_returns_the_last_epoch():
   assert kept == pytest.approx(fit.val_loss[-1], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_export_round_trip_and_old_msgpack(tmp_path):
   x, y, _ = _linear_data(n_contents=8)
   fit = regressor.train_regressor(x[:80], y[:80], x[80:], y[80:], epochs=2,

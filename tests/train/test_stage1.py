@@ -78,6 +78,7 @@ def f32_run():
   return _train(jnp.float32, 12)
 
 
+@pytest.mark.slow
 def test_variables_split_backbone_and_head(f32_run):
   v, state, _ = f32_run
   assert set(v["params"]) == {"backbone", "head"}
@@ -93,6 +94,7 @@ def test_multitask_loss_falls(f32_run):
   assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_parameters(f32_run):
   v32, _, losses32 = f32_run
   v16, state16, losses16 = _train(jnp.bfloat16, 2)
@@ -135,6 +137,7 @@ def test_head_layers_follow_config_and_mismatch_names_the_keys():
     stage1.make_model(head_hidden=(64, 32), head_dropout=(0.0,))
 
 
+@pytest.mark.slow
 def test_bn_momentum_reaches_every_batch_norm_and_sets_the_running_average():
   # Keras' 0.99 keeps 0.99^n of the initial (mean 0, variance 1) after n steps: 22%
   # after the CI demo's 150 steps, which left Stage 1's inference-mode outputs near

@@ -32,6 +32,7 @@ def _write_feature_set(workdir, label, feats, y, content, metadata):
   return folder.name
 
 
+@pytest.mark.slow
 def test_run_stage3_writes_results(tmp_path):
   x, y, content = _linear_data()
   noise = np.random.default_rng(5).normal(size=x.shape).astype(np.float32)
@@ -104,6 +105,7 @@ def _synthetic_workdir(tmp_path):
   return x, y, content
 
 
+@pytest.mark.slow
 def test_final_scoring_model_is_fit_on_all_contents(tmp_path):
   # The default export: one regressor on every record for the median best epoch of
   # the splits; model.json says so, and it fits the (training) data it saw.

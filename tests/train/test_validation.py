@@ -47,6 +47,7 @@ def test_metrics_per_task_leave_nan_targets_out():
   assert m["val/masked_targets"] == 1
 
 
+@pytest.mark.slow
 def test_evaluate_runs_the_model_in_inference_mode_over_the_mesh():
   model = _model(jax.numpy.float32)
   v = stage1.init_variables(model, jax.random.PRNGKey(0), (16, 16))
