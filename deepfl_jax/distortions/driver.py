@@ -44,8 +44,9 @@ _OTSU_TYPE = 22
 # Types much faster with a compile-time parameter: JPEG's quantiser reciprocals and
 # tables fold into constants (20 -> 7 CPU ms per 384x512 image); colour diffusion's
 # Gaussian gets the level's own support instead of the largest level's. For these, a
-# run of images at one KADID level runs that level's constant-parameter program (a
-# scalar switch: only one branch executes); any other parameter takes the traced one.
+# group of images at one KADID level in `distort` runs that level's constant-parameter
+# program (a scalar switch: only one branch executes); any other parameter takes the
+# traced one. `distort_runs` does not use them (no faster inside its map).
 # Colour quantisation (6) would also gain (palette sized by the level: 66 -> 31 CPU ms
 # at n = 8) but its five scans add 13 s to the compile of a 25-type program (21 s at
 # 64x64; JPEG's and colour diffusion's levels add 4 s), so it stays traced.
@@ -84,7 +85,7 @@ def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tup
   return mapmm(y)
 
 
-def _typed(type_id: int, host_otsu: bool = True):
+def _typed(type_id: int, host_otsu: bool = True, level_programs: bool = True):
   """Type `type_id` over a batch: fn(images (N, H, W, 3), types (N,), params (N,),
   keys (N,)) -> (N, H, W, 3).
 
@@ -95,7 +96,7 @@ def _typed(type_id: int, host_otsu: bool = True):
   """
   traced = jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
                                       host_otsu=host_otsu))
-  if type_id not in _CONST_LEVEL_TYPES:
+  if not level_programs or type_id not in _CONST_LEVEL_TYPES:
     return traced
   levels = DISTORTIONS[type_id].levels
   consts = [jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
@@ -293,7 +294,9 @@ def distort_runs(images, dist_type, level, keys, *, run: int = 1, branches=None,
   params = _level_params(types, level, images.dtype)
   lookup = np.full(NUM_TYPES + 2, len(branch_ids), np.int32)
   lookup[list(branch_ids)] = np.arange(len(branch_ids))
-  fns = [_typed(i, host_otsu) for i in branch_ids]
+  # No per-level programs here: inside the map they measured no faster (JPEG 24.2 vs
+  # 23.8 CPU ms per 384x512 image) and they lengthen the compile.
+  fns = [_typed(i, host_otsu, level_programs=False) for i in branch_ids]
   fns.append(lambda x, t, p, k: jnp.full_like(x, jnp.nan))
 
   def one_run(args):
