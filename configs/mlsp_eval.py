@@ -10,8 +10,9 @@ Arguments (`DATABASES`: the TFDS builder of `deepfl_jax.data.builders` and the n
 of splits, of the database's own kind): kadid10k, koniq10k, tid2013, live, csiq, livec;
 configs/README.md lists them with the paper's targets. `config.name` is
 `mlsp_<argument>`. `stage2.weights` may also be "stage1" (a Stage 1 run in the same
-work directory) or an orbax folder; see deepfl_jax/train/stage2.py and the builder's
-docstring for the layout.
+work directory) or an orbax folder; see deepfl_jax/train/weights.py for the weights,
+deepfl_jax/train/feature_cache.py for the work directory's layout and the builder's
+docstring for the database's.
 """
 from deepfl_jax import config_defaults
 

@@ -38,7 +38,6 @@ import numpy as np
 from PIL import Image
 
 from deepfl_jax import verbosity
-from deepfl_jax.data import mini_kadid
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
@@ -91,6 +90,8 @@ def _read_image(path: pathlib.Path, size: tuple[int, int] | None = None) -> np.n
   except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ...
     raise CliError(f"cannot read image {path}: {type(e).__name__}: {e}") from None
   if size is not None:
+    # Lazy: data.mini_kadid imports JAX, which must start after `quiet_native_logs`.
+    from deepfl_jax.data import mini_kadid  # pylint: disable=import-outside-toplevel
     rgb = mini_kadid.fit_to_size(rgb, size)
   return rgb
 

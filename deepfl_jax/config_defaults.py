@@ -37,6 +37,9 @@ def train_config() -> ml_collections.ConfigDict:
   c.seed = 0                   # init, data order and dropout
   c.compute_dtype = "float32"  # or "bfloat16" (parameters and optimiser stay float32)
   c.log_every = 50             # metrics -> metrics.jsonl, TensorBoard, progress line
+  # Several processes agree on a stop signal (SIGTERM) only at log, evaluation and
+  # checkpoint steps (no host round trip in other steps): keep log_every x step time
+  # inside the cluster's preemption grace period.
   c.checkpoint_every = 1000    # orbax checkpoint every N steps (and always at exit)
   c.keep_checkpoints = 3
   c.eval_every = 1000          # validation (when the stage has one) every N steps
@@ -259,11 +262,16 @@ def base_config(name: str) -> ml_collections.ConfigDict:
 
 
 def section(config, name: str) -> ml_collections.ConfigDict:
-  """`config.<name>` over the defaults of that section: missing keys take the default;
-  given values replace defaults whatever their type (e.g. None for "")."""
+  """`config.<name>` over the defaults of that section: missing keys take the default
+  (Stage 2's width, blocks and input_scale: `config.model`'s); given values replace
+  defaults whatever their type (e.g. None for "")."""
   if name not in SECTIONS:
     raise KeyError(f"no config section {name!r}; sections: {', '.join(SECTIONS)}")
-  out = SECTIONS[name]().to_dict()
+  # Stage 2's backbone keys default to the config's model (the network Stage 1
+  # trained), also where a section was built without base_config's references.
+  defaults = (stage2_config(section(config, "model")) if name == "stage2"
+              else SECTIONS[name]())
+  out = defaults.to_dict()
   given = config.get(name, None) if config is not None else None
   if given is not None:
     out.update(given.to_dict() if isinstance(given, ml_collections.ConfigDict)

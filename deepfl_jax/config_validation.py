@@ -127,7 +127,7 @@ def _rules() -> dict[str, dict[str, Callable[[Any], str | None]]]:
       "model": {
           "width": _positive, "blocks": _ints_at_least(1, 3),
           "input_scale": _one_of("unit", "keras"), "head_hidden": _ints_at_least(1),
-          "head_dropout": _rates},
+          "head_dropout": _rates, "bn_momentum": _num_in(0, 1, hi_open=True)},
       "stage1": {
           "source": _one_of("embedded", "pristine", "kadis700k", "kadis700k_generated"),
           "assignment": _one_of("uniform", "kadis"), "group_size": _int_at_least(1),
@@ -201,6 +201,11 @@ def _cross_checks(config, run: set[str]) -> Iterable[str]:
     if c.get("equalizer") == "published" and not c.get("score_file"):
       yield ("config.stage1.equalizer='published': needs config.stage1.score_file "
              "(kadis700k_friqa.csv)")
+    aug = c.get("augment")
+    if (aug is not None and _is_num(aug.get("colour", 0)) and aug.get("colour", 0) > 0
+        and not aug.get("enabled", False)):
+      yield (f"config.stage1.augment.colour={aug['colour']}: needs "
+             "config.stage1.augment.enabled=True (colour is part of the crop transform)")
   for name, (hid, drop) in (("model", ("head_hidden", "head_dropout")),
                             ("stage3", ("hidden", "dropout"))):
     sec = config.get(name) if name in config else None

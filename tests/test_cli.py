@@ -194,3 +194,14 @@ def test_score_help_says_what_the_csv_holds(capsys):
   for phrase in ("CSV", "path,score", "higher is better", "DMOS 1..5", "recursively",
                  "--resize"):
     assert phrase in text, phrase
+
+
+def test_import_and_bad_arguments_load_no_jax(tmp_path):
+  """XLA's native logs are silenced before JAX starts (verbosity.quiet_native_logs), so
+  the CLI module and its argument checks must not import JAX."""
+  code = ("import sys; from deepfl_jax import cli; rc = cli.main(['score', "
+          f"'--workdir', {str(tmp_path / 'none')!r}, {str(tmp_path)!r}]); "
+          "print(rc, 'jax' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, cwd=pathlib.Path(__file__).resolve().parents[1])
+  assert out.stdout.split()[-2:] == ["2", "False"], (out.stdout, out.stderr[-2000:])

@@ -47,3 +47,15 @@ def test_section_fills_missing_keys_and_sections():
   assert cd.section(c, "transfer").compare is True
   for name in cd.SECTIONS:
     assert set(cd.section(None, name)) == set(cd.SECTIONS[name]())
+
+
+def test_stage2_section_without_references_takes_the_model():
+  """A stage2 section written by hand (no FieldReferences) that leaves out the backbone
+  keys reads them from config.model, the network Stage 1 trained."""
+  config = ml_collections.ConfigDict({"model": {"width": 0.25, "blocks": (1, 2, 1),
+                                                "input_scale": "keras"},
+                                      "stage2": {"dataset": "mini_kadid"}})
+  s = cd.section(config, "stage2")
+  assert (s.width, tuple(s.blocks), s.input_scale) == (0.25, (1, 2, 1), "keras")
+  config.stage2.width = 0.5  # a given value still wins
+  assert cd.section(config, "stage2").width == 0.5

@@ -41,6 +41,8 @@ def test_shipped_configs_have_no_problems(name, arg):
      "distortion type ids 1..25"),
     ("stage1", "equalizer", "published", "config.stage1.equalizer='published': needs "
      "config.stage1.score_file"),
+    ("model", "bn_momentum", 1.0, "config.model.bn_momentum=1.0: must be a number in "
+     "[0, 1)"),
     ("stage3", "fractions", (0.6, 0.3, 0.2), "config.stage3.fractions=(0.6, 0.3, 0.2)"),
     ("stage3", "export_repeat", 5, "config.stage3.export_repeat=5: must be a repeat "
      "index 0..4"),
@@ -53,6 +55,14 @@ def test_bad_value_names_key_value_and_allowed(section, key, value, expect):
   assert "\n" not in found[0]
   with pytest.raises(cv.ConfigError, match="config." + section):
     cv.validate(config)
+
+
+def test_colour_without_augment_is_refused():
+  config = _demo()
+  config.stage1.augment.enabled = False
+  found = cv.problems(config)
+  assert len(found) == 1 and "config.stage1.augment.colour=" in found[0], found
+  assert "augment.enabled=True" in found[0]
 
 
 def test_sections_of_stages_that_do_not_run_are_not_checked():

@@ -44,9 +44,10 @@ _OTSU_TYPE = 22
 # Types much faster with a compile-time parameter: JPEG's quantiser reciprocals and
 # tables fold into constants (20 -> 7 CPU ms per 384x512 image); colour diffusion's
 # Gaussian gets the level's own support instead of the largest level's. For these, a
-# group of images at one KADID level in `distort` runs that level's constant-parameter
-# program (a scalar switch: only one branch executes); any other parameter takes the
-# traced one. `distort_runs` does not use them (no faster inside its map).
+# group of images at one KADID level in an eager `distort` runs that level's
+# constant-parameter program (chosen on the host, so only it is compiled); traced or
+# mixed levels, or any other parameter, take the traced one. `distort_runs` does not
+# use them (no faster inside its map).
 # Colour quantisation (6) would also gain (palette sized by the level: 66 -> 31 CPU ms
 # at n = 8) but its five scans add 13 s to the compile of a 25-type program (21 s at
 # 64x64; JPEG's and colour diffusion's levels add 4 s), so it stays traced.
@@ -85,36 +86,20 @@ def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tup
   return mapmm(y)
 
 
-def _typed(type_id: int, host_otsu: bool = True, level_programs: bool = True):
+def _typed(type_id: int, host_otsu: bool = True, const: float | None = None):
   """Type `type_id` over a batch: fn(images (N, H, W, 3), types (N,), params (N,),
-  keys (N,)) -> (N, H, W, 3).
-
-  For `_CONST_LEVEL_TYPES`, when all N params equal one of the type's KADID levels
-  (float32 equality) the constant-parameter program of that level runs, otherwise the
-  traced one: same values (integer codecs), one branch evaluated (the switch index
-  is a scalar, unless the caller vmaps this function).
-  """
-  traced = jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
-                                      host_otsu=host_otsu))
-  if not level_programs or type_id not in _CONST_LEVEL_TYPES:
-    return traced
-  levels = DISTORTIONS[type_id].levels
-  consts = [jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
-                                       host_otsu=host_otsu, const=v)) for v in levels]
-
-  def fn(images, types, params, keys):
-    hit = jnp.all(params[:, None] == jnp.asarray(levels, params.dtype), axis=0)
-    pos = jnp.where(jnp.any(hit), jnp.argmax(hit), len(levels))
-    return jax.lax.switch(pos, consts + [traced], images, types, params, keys)
-
-  return fn
+  keys (N,)) -> (N, H, W, 3). `const`: one of the type's KADID level values compiled
+  in as a constant (`_CONST_LEVEL_TYPES`; `params` are then ignored), else traced."""
+  return jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
+                                    host_otsu=host_otsu, const=const))
 
 
-@functools.partial(jax.jit, static_argnames=("type_id", "branch_ids"))
-def _run(images, type_ids, params, keys, type_id=None, branch_ids=()):
-  """images (N, H, W, 3); type_ids (N,) int 1..25; params (N,); keys (N,)."""
+@functools.partial(jax.jit, static_argnames=("type_id", "branch_ids", "const"))
+def _run(images, type_ids, params, keys, type_id=None, branch_ids=(), const=None):
+  """images (N, H, W, 3); type_ids (N,) int 1..25; params (N,); keys (N,); `const`
+  with `type_id`: see `_typed`."""
   if type_id is not None:
-    return _typed(type_id)(images, type_ids, params, keys)
+    return _typed(type_id, const=const)(images, type_ids, params, keys)
   fn = functools.partial(_one, type_id=None, branch_ids=branch_ids)
   return jax.vmap(fn)(images, type_ids, params, keys)
 
@@ -198,15 +183,32 @@ def _dispatch(x, types, params, keys, strategy: Strategy, branches):
   params = jnp.asarray(params, x.dtype)
   if strategy == "switch" or host_types is None:
     return _run(x, index, params, keys, branch_ids=branch_ids)
+  host_params = np.asarray(params) if _is_concrete(params) else None
   uniq = np.unique(host_types)
   if len(uniq) == 1:
-    return _run(x, index, params, keys, type_id=int(uniq[0]))
+    t = int(uniq[0])
+    return _run(x, index, params, keys, type_id=t, const=_level_const(t, host_params))
   out = jnp.zeros_like(x)
   for t in uniq:
     sel = np.nonzero(host_types == t)[0]
+    const = None if host_params is None else _level_const(int(t), host_params[sel])
     out = out.at[sel].set(_run(x[sel], index[sel], params[sel], keys[sel],
-                               type_id=int(t)))
+                               type_id=int(t), const=const))
   return out
+
+
+def _level_const(type_id: int, params: np.ndarray | None) -> float | None:
+  """The KADID level value all `params` equal (float32 equality) for a type of
+  `_CONST_LEVEL_TYPES`, chosen on the host so only that program is compiled; else None
+  (traced parameters, mixed levels, or a parameter between the levels)."""
+  if params is None or type_id not in _CONST_LEVEL_TYPES or params.size == 0:
+    return None
+  if not np.all(params == params.flat[0]):
+    return None
+  for v in DISTORTIONS[type_id].levels:
+    if np.asarray(v, params.dtype) == params.flat[0]:
+      return v
+  return None
 
 
 def distort(image, dist_type, level, key, *, strategy: Strategy = "auto",
@@ -296,7 +298,7 @@ def distort_runs(images, dist_type, level, keys, *, run: int = 1, branches=None,
   lookup[list(branch_ids)] = np.arange(len(branch_ids))
   # No per-level programs here: inside the map they measured no faster (JPEG 24.2 vs
   # 23.8 CPU ms per 384x512 image) and they lengthen the compile.
-  fns = [_typed(i, host_otsu, level_programs=False) for i in branch_ids]
+  fns = [_typed(i, host_otsu) for i in branch_ids]
   fns.append(lambda x, t, p, k: jnp.full_like(x, jnp.nan))
 
   def one_run(args):

@@ -43,9 +43,11 @@ STAGE_DIR = "finetune"
 class FineTuneNet:
   """(backbone, head) functions over images (N, H, W, 3) in [0, 1] -> (N,) scores."""
 
-  def __init__(self, backbone, hidden, dropout, input_scale="unit"):
+  def __init__(self, backbone, hidden, dropout, input_scale="unit",
+               bn_momentum: float = 0.99):
     self.backbone = backbone
-    self.head = MOSRegressor(hidden=tuple(hidden), dropout=tuple(dropout))
+    self.head = MOSRegressor(hidden=tuple(hidden), dropout=tuple(dropout),
+                             bn_momentum=float(bn_momentum))
     self.input_scale = input_scale
 
   def apply(self, params, stats, images, *, train: bool, rng=None):
@@ -153,14 +155,16 @@ def run_finetune(config, workdir) -> dict:
   kind = c3.split_kind or source.metadata.get("split_kind", "")
   reps = splits_lib.repeated_splits(index, kind, int(c.num_repeats or c3.num_repeats),
                                     int(c3.seed0), tuple(c3.fractions))
-  backbone = weights_lib.make_backbone(c2)
+  # The batch-norm decay Stage 1 trained with (config.model.bn_momentum) also here.
+  bn_momentum = float(config_defaults.section(config, "model").bn_momentum)
+  backbone = weights_lib.make_backbone(c2, bn_momentum)
   weights = {weights_lib.weights_label(c2.weights): weights_lib.resolve_weights(
       c2.weights, workdir, model=backbone, checkpoint_dir=c2.checkpoint_dir,
       stage1_checkpoint=c2.stage1_checkpoint)[0]}
   if c.compare_random and c2.weights != "random":
     weights["random"] = weights_lib.resolve_weights("random", workdir, model=backbone,
                                                     seed=int(c2.random_seed))[0]
-  net = FineTuneNet(backbone, c3.hidden, c3.dropout, c2.input_scale)
+  net = FineTuneNet(backbone, c3.hidden, c3.dropout, c2.input_scale, bn_momentum)
   bar = Progress(len(weights) * len(reps) * int(c.epochs), desc="finetune epochs",
                  enabled=bool(c.progress) and jax.process_index() == 0)
   done = [0]

@@ -44,11 +44,14 @@ def weights_label(weights: str) -> str:
   return weights if weights in WEIGHT_KINDS else "imported"
 
 
-def make_backbone(c: Mapping[str, Any]) -> irv2.InceptionResNetV2:
-  """The InceptionResNetV2 of a stage2 section (width, blocks, compute_dtype)."""
+def make_backbone(c: Mapping[str, Any], bn_momentum: float = irv2.BN_MOMENTUM
+                  ) -> irv2.InceptionResNetV2:
+  """The InceptionResNetV2 of a stage2 section (width, blocks, compute_dtype);
+  `bn_momentum` matters only when it trains (fine-tuning: `config.model.bn_momentum`)."""
   return irv2.InceptionResNetV2(width=float(c["width"]),
                                 blocks=tuple(int(b) for b in c["blocks"]),
-                                dtype=compute_dtype(c["compute_dtype"]))
+                                dtype=compute_dtype(c["compute_dtype"]),
+                                bn_momentum=float(bn_momentum))
 
 
 def _latest_step(directory: str) -> int | None:

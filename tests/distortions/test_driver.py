@@ -269,8 +269,8 @@ def test_flat_image_stays_flat_and_finite():
 
 @pytest.mark.slow
 def test_jpeg_constant_level_programs_equal_the_traced_one():
-  """Type 10 at a KADID level runs a constant-quality program (a scalar switch over
-  the five levels); it must equal the traced-quality codec, and other qualities
+  """Type 10 at a KADID level runs a constant-quality program (chosen on the host when
+  the levels are concrete and equal); it must equal the traced-quality codec, and other qualities
   (distort_param, a batch of mixed levels) take the traced program."""
   imgs = jnp.stack([_image(seed=i, h=40, w=56) for i in range(5)])
   traced = jax.jit(jax.vmap(lambda x, q: mapmm(jpeg(mapmm(x), q))))
