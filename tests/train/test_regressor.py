@@ -84,3 +84,12 @@ def test_export_round_trip_and_old_msgpack(tmp_path):
   (old / regressor.STAGE_DIR / regressor.LEGACY_REGRESSOR).unlink()
   with pytest.raises(FileNotFoundError, match="rerun Stage 3"):
     regressor.load_regressor(pathlib.Path(old))
+
+
+def test_output_starts_at_the_training_mean():
+  x, y, _ = _linear_data()
+  y = y + 3.0  # scores on a DMOS-like scale
+  fit = regressor.train_regressor(x[:240], y[:240], x[240:360], y[240:360], epochs=1,
+                                  batch_size=32, learning_rate=LR, hidden=HIDDEN, seed=0)
+  bias = fit.initial_variables["params"][f"Dense_{len(HIDDEN)}"]["bias"]
+  np.testing.assert_allclose(bias, [np.mean(y[:240])], rtol=1e-6)
