@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepfl_jax.pretext import degradations
-from deepfl_jax.pretext.crops import pristine_crops
+from deepfl_jax.pretext.crops import crops_by_step
 from deepfl_jax.train.parallel import DATA_AXIS
 
 
@@ -189,16 +189,10 @@ def stream(source, cfg: DataConfig, *, indices=None, contents: int, seed: int,
   """This process's contrastive batches from `start_step` on (step s: a pure function
   of (seed, s), so a resumed run sees the same batches); `indices`: the records to use
   (default all). Yields {"image"} only (the network's input); `make_views` has the
-  bookkeeping fields. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
-  crops, pi, _ = pristine_crops(source, indices, per_process=contents,
-                                crop_size=cfg.crop_size, seed=seed, start_step=start_step,
-                                process_index=process_index, process_count=process_count,
-                                transform=transform)
-  with crops:
-    step = start_step
-    while True:
-      host = next(crops)
-      key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), step), pi)
-      yield {"image": make_views(host["image"], key, cfg,
-                                 first_content=pi * contents)["image"]}
-      step += 1
+  bookkeeping fields. `transform`: Stage 1's crop transform (`crops.crops_by_step`)."""
+  for step, images, pi, _ in crops_by_step(
+      source, indices, per_process=contents, crop_size=cfg.crop_size, seed=seed,
+      start_step=start_step, process_index=process_index, process_count=process_count,
+      transform=transform):
+    key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), step), pi)
+    yield {"image": make_views(images, key, cfg, first_content=pi * contents)["image"]}

@@ -4,6 +4,8 @@ crop transform (`train.stage1._crop_transform`: e.g. the random scales and flips
 crops)."""
 from __future__ import annotations
 
+from typing import Iterator
+
 import jax
 import numpy as np
 
@@ -31,3 +33,22 @@ def pristine_crops(source, indices, *, per_process: int, crop_size, seed: int,
                            transform=transform or synthesis.crop_transform(
                                tuple(crop_size)))
   return crops, pi, pc
+
+
+def crops_by_step(source, indices, *, per_process: int, crop_size, seed: int,
+                  start_step: int = 0, process_index: int | None = None,
+                  process_count: int | None = None, transform=None
+                  ) -> Iterator[tuple[int, np.ndarray, int, int]]:
+  """(step, uint8 crops (per_process, H, W, 3), process index, count) for every step
+  from `start_step` on, from `pristine_crops` (same arguments); the input pipeline
+  closes with the generator. The pretext streams draw each step's randomness from
+  (seed, step)."""
+  crops, pi, pc = pristine_crops(source, indices, per_process=per_process,
+                                 crop_size=crop_size, seed=seed, start_step=start_step,
+                                 process_index=process_index, process_count=process_count,
+                                 transform=transform)
+  with crops:
+    step = start_step
+    while True:
+      yield step, next(crops)["image"], pi, pc
+      step += 1

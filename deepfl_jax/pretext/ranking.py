@@ -33,7 +33,7 @@ import numpy as np
 
 from deepfl_jax.distortions import distort, sample_type_level
 from deepfl_jax.distortions.registry import NUM_LEVELS
-from deepfl_jax.pretext.crops import pristine_crops
+from deepfl_jax.pretext.crops import crops_by_step
 
 DEFAULT_MARGIN = 10.0  # RankIQA's Caffe prototxt
 
@@ -136,20 +136,14 @@ def stream(source, *, indices=None, groups: int, crop_size: tuple[int, int], see
   process and step, each a random crop of a pristine image of `source` with a uniform
   type from `types` (default all 25) at every level; `indices`: the records to use
   (default all). Step s is a pure function of (seed, s), so a resumed run sees the
-  same batches. `transform`: Stage 1's crop transform (`crops.pristine_crops`)."""
-  crops, pi, pc = pristine_crops(source, indices, per_process=groups, crop_size=crop_size,
-                                 seed=seed, start_step=start_step,
-                                 process_index=process_index, process_count=process_count,
-                                 transform=transform)
-  with crops:
-    step = start_step
-    while True:
-      host = next(crops)
-      k_type, k_img = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed),
-                                                          step))
-      all_types, _ = sample_type_level(k_type, groups * pc, types)
-      rows = slice(pi * groups, (pi + 1) * groups)
-      keys = jax.random.split(k_img, pc)[pi]
-      yield make_groups(host["image"], np.asarray(all_types)[rows], keys,
-                        include_pristine=include_pristine, first_group=pi * groups)
-      step += 1
+  same batches. `transform`: Stage 1's crop transform (`crops.crops_by_step`)."""
+  for step, images, pi, pc in crops_by_step(
+      source, indices, per_process=groups, crop_size=crop_size, seed=seed,
+      start_step=start_step, process_index=process_index, process_count=process_count,
+      transform=transform):
+    k_type, k_img = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), step))
+    all_types, _ = sample_type_level(k_type, groups * pc, types)
+    rows = slice(pi * groups, (pi + 1) * groups)
+    keys = jax.random.split(k_img, pc)[pi]
+    yield make_groups(images, np.asarray(all_types)[rows], keys,
+                      include_pristine=include_pristine, first_group=pi * groups)

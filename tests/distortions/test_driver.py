@@ -128,14 +128,18 @@ def test_deterministic_types_ignore_the_key():
                                   distort(x, t, 3, jax.random.PRNGKey(2)))
 
 
+def _mixed_batch():
+  """(images, types, levels, the key, its per-image split) of the MIXED types."""
+  n = len(MIXED)
+  key = jax.random.PRNGKey(7)
+  return (jnp.stack([_image(seed=i) for i in range(n)]), jnp.asarray(MIXED),
+          jnp.asarray([(i % 5) + 1 for i in range(n)]), key, jax.random.split(key, n))
+
+
 @pytest.mark.slow
 def test_batched_mixed_types_equal_per_image_calls():
   n = len(MIXED)
-  imgs = jnp.stack([_image(seed=i) for i in range(n)])
-  types = jnp.asarray(MIXED)
-  levels = jnp.asarray([(i % 5) + 1 for i in range(n)])
-  key = jax.random.PRNGKey(7)
-  keys = jax.random.split(key, n)
+  imgs, types, levels, key, keys = _mixed_batch()
   grouped = distort(imgs, types, levels, key)
   switched = distort(imgs, types, levels, key, strategy="switch", branches=MIXED)
   for i in range(n):
@@ -148,11 +152,7 @@ def test_batched_mixed_types_equal_per_image_calls():
 
 @pytest.mark.slow
 def test_distort_runs_equals_distort_and_runs_only_its_types():
-  n = len(MIXED)
-  imgs = jnp.stack([_image(seed=i) for i in range(n)])
-  types = jnp.asarray(MIXED)
-  levels = jnp.asarray([(i % 5) + 1 for i in range(n)])
-  keys = jax.random.split(jax.random.PRNGKey(7), n)
+  imgs, types, levels, _, keys = _mixed_batch()
   f = jax.jit(lambda x, t, l, k: distort_runs(x, t, l, k, branches=MIXED))
   np.testing.assert_allclose(f(imgs, types, levels, keys),
                              distort(imgs, types, levels, keys), atol=2e-6)
