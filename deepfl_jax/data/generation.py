@@ -202,8 +202,10 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
       bar.update(done)
     _atomic_write(ds_dir / _INDEX_DIR / f"shard-{k:05d}.json",
                   lambda path: path.write_text(json.dumps(index)))
-    _atomic_write(_shard_path(ds_dir, k, num_shards),
-                  lambda path: _write_array_record(path, serialized))
+    shard = _shard_path(ds_dir, k, num_shards)
+    for stale in ds_dir.glob(f".{shard.name}.tmp-*"):  # a killed run's partial write
+      stale.unlink(missing_ok=True)
+    _atomic_write(shard, lambda path: _write_array_record(path, serialized))
   bar.close()
   finalized = finalize(data_dir, num_shards)
   return {"written": len(todo), "skipped": skipped,

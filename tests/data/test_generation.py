@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -45,6 +46,27 @@ def _records(out) -> list[dict]:
   return [s.records[i] for i in range(len(s))]
 
 
+def _run_until_killed(tfds_in, out, env) -> dict:
+  """Runs _generate_killed_worker.py until it hangs inside its second shard's write,
+  kills it with SIGKILL, and returns what the kill left on disk."""
+  proc = subprocess.Popen([sys.executable, str(ROOT / "tests/data/_generate_killed_worker.py"),
+                           str(tfds_in), str(out)], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    line = proc.stdout.readline()  # blocks until the worker reaches the second write
+    assert line.startswith("KILL_ME"), (line, proc.stderr.read()[-3000:])
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+    proc.stdout.close()
+    proc.stderr.close()
+  ds = pathlib.Path(generation._builder(out).data_dir)
+  return {"shards": sorted(p.name for p in ds.glob("kadis700k_generated-*")),
+          "partial": sorted(p.name for p in ds.glob(".*.tmp-*"))}
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp("gen")
@@ -52,20 +74,20 @@ def runs(tmp_path_factory):
   source = pipeline.load_source("kadis700k", tfds_in, with_references=False)
   kw = dict(seed=SEED, shard_size=SHARD, types=TYPES, progress=False,
             devices=jax.devices()[:1])
-  # One process, one device, killed after its first shard (and with the partial
-  # temporary file of a shard killed mid-write), then rerun.
-  part = generation.generate(source, root / "resumed", max_shards=1, **kw)
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
+  env.update(JAX_PLATFORMS="cpu",
+             PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+  # One process, one device, killed (SIGKILL) while it writes its second shard, then
+  # rerun here.
+  killed = _run_until_killed(tfds_in, root / "resumed", env)
   ds = pathlib.Path(generation._builder(root / "resumed").data_dir)
-  first = sorted(ds.glob("*.array_record-*"))
+  first = sorted(ds.glob("kadis700k_generated-*"))
   stamp = [(p, p.stat().st_mtime_ns) for p in first]
-  (ds / ".kadis700k_generated-full.array_record-00001-of-00002.tmp-1").write_bytes(b"x")
   rest = generation.generate(source, root / "resumed", **kw)
   # Uninterrupted: two processes with two devices each (one after the other, sharing
   # the compilation cache: the same program on each).
-  env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_"))}
-  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu",
-             JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"),
-             PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]))
+  env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"))
   multi = []
   for p in (0, 1):
     proc = subprocess.run([sys.executable, str(ROOT / "tests/data/_generate_worker.py"),
@@ -73,7 +95,8 @@ def runs(tmp_path_factory):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     multi.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-  return dict(root=root, source=source, part=part, rest=rest, stamp=stamp, multi=multi)
+  return dict(root=root, source=source, killed=killed, rest=rest, stamp=stamp,
+              multi=multi)
 
 
 def test_two_processes_write_all_records(runs):
@@ -91,13 +114,17 @@ def test_two_processes_write_all_records(runs):
   np.testing.assert_array_equal(scores, np.stack([r["fr_scores"] for r in recs]))
 
 
-def test_killed_and_rerun_one_device_equals_two_processes_two_devices(runs):
-  assert runs["part"] == {"written": 1, "skipped": 0, "num_shards": 2,
-                          "finalized": False}
+def test_sigkilled_and_rerun_one_device_equals_two_processes_two_devices(runs):
+  # The kill left the first shard and the second's temporary file, no second shard.
+  assert runs["killed"]["shards"] == [
+      "kadis700k_generated-full.array_record-00000-of-00002"], runs["killed"]
+  assert len(runs["killed"]["partial"]) == 1, runs["killed"]
   assert runs["rest"] == {"written": 1, "skipped": 1, "num_shards": 2,
                           "finalized": True}
   for p, t in runs["stamp"]:   # the finished shard was not rewritten
     assert p.stat().st_mtime_ns == t
+  ds = pathlib.Path(generation._builder(runs["root"] / "resumed").data_dir)
+  assert not list(ds.glob(".*.tmp-*"))  # the killed write's leftover was removed
   a, b = _records(runs["root"] / "resumed"), _records(runs["root"] / "multi")
   assert len(a) == len(b) == 5 * len(ROWS)
   for x, y in zip(a, b):
