@@ -34,6 +34,18 @@ _OFFSETS = (0, 2, 4, 6)                # grid shifts in each direction (16 grids
 _HARD = 2.7                            # stage-1 threshold in units of sigma
 
 
+def _take(t: jnp.ndarray, d: int, n: int) -> jnp.ndarray:
+  """(8 row phases, c, n + 1, ...) -> (8 k, c, n, ...): row d + 8 i + k of grid d's blocks."""
+  return jnp.concatenate([t[d:, :, :n], t[:d, :, 1:n + 1]], axis=0)
+
+
+def _put(y: jnp.ndarray, d: int) -> jnp.ndarray:
+  """Inverse of `_take`, zero-filled: (8 k, c, n, ...) -> (8 row phases, c, n + 1, ...)."""
+  z = [(0, 0)] * (y.ndim - 3)
+  return jnp.concatenate([jnp.pad(y[_B - d:], [(0, 0), (0, 0), (1, 0)] + z),
+                          jnp.pad(y[:_B - d], [(0, 0), (0, 0), (0, 1)] + z)], axis=0)
+
+
 def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
                  pilot: jnp.ndarray | None) -> jnp.ndarray:
   """Average over the shifted 8x8 grids of the shrunk block DCTs of (C, H, W) planes.
@@ -42,48 +54,59 @@ def _grid_shrink(noisy: jnp.ndarray, sigma: jnp.ndarray,
   The separable block DCT is split so that work is shared between grids: the DCT along
   x is computed once per column offset dx and serves the four row offsets dy; the
   inverse along x is applied once per dx to the sum over dy of the inverse along y
-  (both are linear). Every transform is a matrix product over the last axis (rows are
-  moved last once per dx), 1.6x fewer operations than 16 independent 2-D block DCTs.
+  (both are linear). The padded planes are held with the row phase (y mod 8) as the
+  leading axis, so a grid's rows are two slices of it (no transpose) and the transforms
+  along y are (8, 8) @ (8, N) products, which XLA:CPU runs about twice as fast as
+  (N, 8) @ (8, 8) ones (the transforms along x, 8 of the 40 products per stage). Same
+  products and sums as 16 independent 2-D block DCTs, so the same values.
   """
   c, h, w = noisy.shape
   hb, wb = _B * -(-(h + _B) // _B), _B * -(-(w + _B) // _B)
   top = _B
-  pads = ((0, 0), (top, max(_OFFSETS) + hb - top - h), (top, max(_OFFSETS) + wb - top - w))
-  xp = jnp.pad(noisy, pads, mode="symmetric")
-  pp = None if pilot is None else jnp.pad(pilot, pads, mode="symmetric")
-  hp, wp = xp.shape[1:]
-  nq, np_ = wb // _B, hb // _B
+  npb, nq = hb // _B, wb // _B
+  # Rows to a multiple of 8 (one block more than the grids read), columns as the grids.
+  pads = ((0, 0), (top, _B + hb - top - h), (top, max(_OFFSETS) + wb - top - w))
+
+  def phases(p):
+    """(c, H, W) -> padded (8 row phases, c, npb + 1, wp)."""
+    p = jnp.pad(p, pads, mode="symmetric")
+    return p.reshape(c, npb + 1, _B, p.shape[-1]).transpose(2, 0, 1, 3)
+
+  t = phases(noisy)
+  tp = None if pilot is None else phases(pilot)
+  wp = t.shape[-1]
   d = jnp.asarray(dct_matrix(_B), noisy.dtype)
-  dc = np.zeros((_B, 1, _B), bool)               # coefficient (v, u) = (0, 0) is kept
-  dc[0, 0, 0] = True
+  dc = np.zeros((_B, 1, 1, 1, _B), bool)         # coefficient (v, u) = (0, 0) is kept
+  dc[0, ..., 0] = True
 
-  def rows_fwd(plane, dx):
-    """(c, hp, wp) -> (c, nq, v, hp): DCT along x of the blocks at dx, rows last."""
-    r = jnp.matmul(plane[:, :, dx:dx + wb].reshape(c, hp, nq, _B), d.T, precision=_HI)
-    return jnp.transpose(r, (0, 2, 3, 1))
+  def x_fwd(p, dx):
+    """(8, c, npb + 1, wp) -> (8, c, npb + 1, nq, u): DCT along x of the blocks at dx."""
+    return jnp.matmul(p[..., dx:dx + wb].reshape(p.shape[:3] + (nq, _B)), d.T, precision=_HI)
 
-  def cols_fwd(r, dy):
-    """(c, nq, v, hp) -> (c, nq, v, np_, u): DCT along y of the blocks at dy."""
-    return jnp.matmul(r[..., dy:dy + hb].reshape(c, nq, _B, np_, _B), d.T, precision=_HI)
+  def y_fwd(r, dy):
+    """(8, c, npb + 1, nq, u) -> (v, c, npb, nq, u): DCT along y of the blocks at dy."""
+    x = _take(r, dy, npb)
+    return jnp.matmul(d, x.reshape(_B, -1), precision=_HI).reshape(x.shape)
 
-  acc = jnp.zeros_like(xp)
+  acc = None
   for dx in _OFFSETS:
-    r = rows_fwd(xp, dx)
-    rp = None if pilot is None else rows_fwd(pp, dx)
-    z = jnp.zeros((c, nq, _B, hp), noisy.dtype)
+    r = x_fwd(t, dx)
+    rp = None if pilot is None else x_fwd(tp, dx)
+    z = None
     for dy in _OFFSETS:
-      coef = cols_fwd(r, dy)
+      coef = y_fwd(r, dy)
       if pilot is None:
         coef = jnp.where((jnp.abs(coef) > _HARD * sigma) | dc, coef, 0.0)
       else:
-        p2 = cols_fwd(rp, dy) ** 2
+        p2 = y_fwd(rp, dy) ** 2
         coef = coef * p2 / (p2 + sigma ** 2 + 1e-12)
-      inv = jnp.matmul(coef, d, precision=_HI).reshape(c, nq, _B, hb)
-      z = z + jnp.pad(inv, ((0, 0), (0, 0), (0, 0), (dy, hp - hb - dy)))
-    rec = jnp.matmul(jnp.transpose(z, (0, 3, 1, 2)), d, precision=_HI).reshape(c, hp, wb)
-    acc = acc + jnp.pad(rec, ((0, 0), (0, 0), (dx, wp - wb - dx)))
-  n = len(_OFFSETS) ** 2
-  return acc[:, top:top + h, top:top + w] / n
+      inv = jnp.matmul(d.T, coef.reshape(_B, -1), precision=_HI).reshape(coef.shape)
+      z = _put(inv, dy) if z is None else z + _put(inv, dy)
+    rec = jnp.matmul(z, d, precision=_HI).reshape(z.shape[:3] + (wb,))
+    rec = jnp.pad(rec, ((0, 0),) * 3 + ((dx, wp - wb - dx),))
+    acc = rec if acc is None else acc + rec
+  img = acc.transpose(1, 2, 0, 3).reshape(c, (npb + 1) * _B, wp)
+  return img[:, top:top + h, top:top + w] / len(_OFFSETS) ** 2
 
 
 def dct_denoise(noisy: jnp.ndarray, sigma) -> jnp.ndarray:
