@@ -6,7 +6,8 @@ backbone weights give the floor row. One table of SROCC and PLCC (mean ± sample
 over splits).
 
 Work directories: `<workdir>/<task>/` per task (each a full Stage 1-3 run, resumable),
-`<workdir>/compare.{json,md}` the table.
+`<workdir>/data/` the evaluation database shared by all tasks (unless
+config.stage2.data_dir names one), `<workdir>/compare.{json,md}` the table.
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ def run_compare(config, workdir):
     sub = copy.deepcopy(config)
     sub.stage1.task = task
     sub.stage2.compare_random = i == 0        # the random-weights row once
+    # One mini-KADID for all tasks (by default each work directory would make its own).
+    sub.stage2.data_dir = config.stage2.data_dir or os.path.join(workdir, "data")
     ft = config_defaults.section(config, "finetune")
     ft.compare_random = i == 0 and bool(ft.compare_random)
     sub.finetune = ft

@@ -1,6 +1,7 @@
 """compare_pretext's wiring: every task gets the same budget and the same Stage 2/3
-and fine-tuning, the random-weights row appears once, unknown tasks are named.
-(Stages are replaced by recorders here; the full run is in experiments/RESULTS.md.)"""
+and fine-tuning (one evaluation database), the random-weights row appears once, unknown
+tasks are named. (Stages are replaced by recorders here; test_compare_short.py runs
+the real stages briefly; the full run is in experiments/RESULTS.md.)"""
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,7 @@ def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsy
 
   def s1(config, wd):
     seen.append((config.stage1.task, config.train.num_steps, config.train.batch_size,
-                 config.optim.learning_rate, config.model.width))
+                 config.optim.learning_rate, config.model.width, config.stage2.data_dir))
 
   def s3(config, wd):
     runs = [{"features": "stage1", "model": "regressor", "summary": _summary(0.6)}]
@@ -41,6 +42,7 @@ def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsy
   rows = compare.run_compare(compare_pretext.get_config(), str(tmp_path))
   assert [s[0] for s in seen] == list(TASKS)
   assert len({s[1:] for s in seen}) == 1          # one budget for all tasks
+  assert seen[0][-1] == str(tmp_path / "data")    # mini-KADID made once, not per task
   names = [r[0] for r in rows]
   assert names.count("random weights") == 2       # regressor + fine-tuned, once each
   assert names[-2:] == ["random weights"] * 2
