@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepfl_jax.distortions import _rng
 from deepfl_jax.ops.frequency import dct_matrix
 
 _HI = jax.lax.Precision.HIGHEST
@@ -138,5 +139,5 @@ def denoise(image: jnp.ndarray, variance, key: jax.Array) -> jnp.ndarray:
   key: PRNG key of the noise field. Returns (H, W, 3) float in [0, 1]. The denoiser is a
   substitute for MATLAB's DnCNN (module docstring says how it differs).
   """
-  noise = jax.random.normal(key, image.shape, jnp.float32)
+  noise = _rng.normal(key, image.shape, jnp.float32)       # = jax.random.normal, faster
   return denoise_with_noise(image, variance, noise)

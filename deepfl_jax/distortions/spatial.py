@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from deepfl_jax.distortions import _rng
 from deepfl_jax.distortions.otsu import multithresh
 from deepfl_jax.ops.matlab import round_half_away
 
@@ -71,7 +72,7 @@ def _warp_once(image, sy, sx):
 def jitter_draws(key, shape, dtype=jnp.float32):
   """randn(h, w, 2) per iteration: (5, H, W, 2), channel 0 = row shift, 1 = column."""
   h, w = shape[:2]
-  return {"n": jax.random.normal(key, (JITTER_ITERATIONS, h, w, 2), dtype)}
+  return {"n": _rng.normal(key, (JITTER_ITERATIONS, h, w, 2), dtype)}   # = jax.random.normal
 
 
 def jitter_apply(image, std, draws):
