@@ -21,7 +21,11 @@ from deepfl_jax.train import finetune, stage1, stage2, stage3
 
 
 def _cell(s) -> str:
-  return f"{s['mean']:.3f} ± {s['std']:.3f}" if s.get("n") else "n/a"
+  if not s.get("n"):
+    return "n/a"
+  if s["n"] == 1:  # no spread to show (fine-tuning on one split)
+    return f"{s['mean']:.3f} (1 split)"
+  return f"{s['mean']:.3f} ± {s['std']:.3f}"
 
 
 def table(rows) -> str:

@@ -11,8 +11,8 @@ from deepfl_jax.pretext import TASKS, compare
 from deepfl_jax.train import finetune, stage1, stage2, stage3
 
 
-def _summary(v):
-  s = {"mean": v, "std": 0.01, "median": v, "n": 3}
+def _summary(v, n=3):
+  s = {"mean": v, "std": 0.01 if n > 1 else 0.0, "median": v, "n": n}
   return {"srocc": s, "plcc": s}
 
 
@@ -32,7 +32,8 @@ def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsy
   def ft(config, wd):
     runs = [{"features": "stage1", "model": "finetuned", "summary": _summary(0.7)}]
     if config.finetune.compare_random:
-      runs.append({"features": "random", "model": "finetuned", "summary": _summary(0.3)})
+      runs.append({"features": "random", "model": "finetuned",
+                   "summary": _summary(0.3, n=1)})
     return {"runs": runs}
 
   monkeypatch.setattr(stage1, "run_stage1", s1)
@@ -49,6 +50,7 @@ def test_run_compare_same_budget_and_one_random_row(tmp_path, monkeypatch, capsy
   assert len(rows) == 2 * len(TASKS) + 2
   md = (tmp_path / "compare.md").read_text()
   assert "| ranking | finetuned | 0.700 ± 0.010 | 0.700 ± 0.010 |" in md
+  assert "| random weights | finetuned | 0.300 (1 split) | 0.300 (1 split) |" in md
   assert md in capsys.readouterr().out
 
 
