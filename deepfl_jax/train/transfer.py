@@ -8,7 +8,8 @@ by the engine with the 25 types x 5 levels of mini-KADID, labelled like mini-KAD
 (KADID-10k's DMOS per (type, level)), and scored exactly as `deepfl-iqa score` scores
 images: the Stage 2 backbone's MLSP features, then the exported scoring regressor.
 The same is done for every other Stage 2 feature set (e.g. "random"), with a regressor
-fit on all evaluation records for the same epoch count, for comparison.
+fit on all evaluation records for the median best epoch of that set's own splits, for
+comparison.
 
 Outputs `<workdir>/stage3/transfer.json` and `transfer.md` (printed by the stage):
 per feature set and model (the regressor; the ridge probe refit on all evaluation
@@ -57,6 +58,16 @@ def _held_out(results: dict, label: str, model: str = "regressor") -> float:
     if run["features"] == label and run["model"] == model:
       return run["summary"]["srocc"]["mean"]
   return float("nan")
+
+
+def _final_epochs(results: dict, label: str, default: int) -> int:
+  """The epoch count of `label`'s final fit: the median best epoch of ITS regressor
+  over Stage 3's splits (as `stage3` chooses it for the scoring model), so every
+  feature set is fit for the epochs its own splits chose."""
+  for run in results.get("runs", []):
+    if run["features"] == label and run["model"] == "regressor":
+      return max(1, int(round(float(np.median([r["best_epoch"] for r in run["repeats"]])))))
+  return default
 
 
 def _ridge_alpha(results: dict, label: str) -> float | None:
@@ -164,11 +175,12 @@ def run_transfer(config, workdir) -> dict[str, Any]:
         batch_size=int(c.batch_size), progress=False)
     if label == primary:
       variables_r, hidden, dropout = reg, meta["hidden"], meta["dropout"]
-    else:  # the same final fit as the scoring model, on this feature set
+    else:  # the scoring model's final fit, on this feature set for its own epochs
       ye = np.asarray(fs_eval.columns["score"], np.float64)
       xe = np.asarray(fs_eval.features, np.float32)
       fit = regressor.train_regressor(
-          xe, ye, xe, ye, epochs=int(final.get("epochs", s3.epochs)),
+          xe, ye, xe, ye,
+          epochs=_final_epochs(results3, label, int(final.get("epochs", s3.epochs))),
           batch_size=int(s3.batch_size), learning_rate=float(s3.learning_rate),
           adam_eps=float(s3.adam_eps), hidden=s3.hidden, dropout=s3.dropout,
           seed=int(s3.seed0), keep_best=False)

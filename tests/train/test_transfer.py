@@ -29,3 +29,15 @@ def test_no_independent_contents_is_said_plainly(tmp_path):
   assert "Transfer check skipped" in transfer.markdown(res)
   saved = json.loads((tmp_path / "stage3" / "transfer.json").read_text())
   assert saved["contents"] == []
+
+
+def test_each_feature_set_is_fit_for_its_own_splits_epochs():
+  def run(label, model, epochs):
+    return {"features": label, "model": model,
+            "repeats": [{"best_epoch": e, "alpha": 1.0} for e in epochs]}
+  results = {"runs": [run("stage1", "regressor", [67, 100, 100, 3, 2]),
+                      run("stage1", "ridge", [1, 1, 1, 1, 1]),
+                      run("random", "regressor", [93, 64, 76, 92, 79])]}
+  assert transfer._final_epochs(results, "stage1", 7) == 67
+  assert transfer._final_epochs(results, "random", 7) == 79   # not stage1's 67
+  assert transfer._final_epochs(results, "other", 7) == 7     # no splits: the default
