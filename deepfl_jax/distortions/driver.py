@@ -52,10 +52,15 @@ _OTSU_TYPE = 22
 # at n = 8) but its five scans add 13 s to the compile of a 25-type program (21 s at
 # 64x64; JPEG's and colour diffusion's levels add 4 s), so it stays traced.
 _CONST_LEVEL_TYPES = (4, 10)
+# In `distort_runs`, colour quantisation's dither searches only as many palette slots
+# as the run needs: a scalar switch over these sizes (the smallest >= the run's
+# largest n; same values as 64 slots), so levels 16 and 8 cost 16 and 8 slots.
+_QUANTIZATION_TYPE = 6
+_PALETTE_SLOTS = (8, 16, 32, 64)
 
 
 def _branch(type_id: int, height: int, width: int, host_otsu: bool = True,
-            const: float | None = None):
+            const: float | None = None, slots: int | None = None):
   d = DISTORTIONS[type_id]
   if min(height, width) < d.min_size:
     # Never selected for valid concrete input (checked on the host); inside a user's
@@ -64,16 +69,18 @@ def _branch(type_id: int, height: int, width: int, host_otsu: bool = True,
   fn = d.fn
   if type_id == _OTSU_TYPE and not host_otsu:
     fn = functools.partial(quantization, host=False)
+  if slots is not None:
+    fn = functools.partial(fn, palette_slots=slots)
   if const is not None:
     return lambda img, p, k: fn(img, const, k)
   return lambda img, p, k: fn(img, p.astype(img.dtype), k)
 
 
 def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tuple,
-         host_otsu: bool = True, const: float | None = None):
+         host_otsu: bool = True, const: float | None = None, slots: int | None = None):
   x = mapmm(image)
   if type_id is not None:
-    y = _branch(type_id, *image.shape[:2], host_otsu, const)(x, param, key)
+    y = _branch(type_id, *image.shape[:2], host_otsu, const, slots)(x, param, key)
   else:
     # Position of each type id among the compiled branches; ids outside them select
     # an extra NaN branch.
@@ -86,12 +93,28 @@ def _one(image, type_id_arr, param, key, *, type_id: int | None, branch_ids: tup
   return mapmm(y)
 
 
-def _typed(type_id: int, host_otsu: bool = True, const: float | None = None):
+def _typed(type_id: int, host_otsu: bool = True, const: float | None = None,
+           slots: int | None = None):
   """Type `type_id` over a batch: fn(images (N, H, W, 3), types (N,), params (N,),
   keys (N,)) -> (N, H, W, 3). `const`: one of the type's KADID level values compiled
-  in as a constant (`_CONST_LEVEL_TYPES`; `params` are then ignored), else traced."""
+  in as a constant (`_CONST_LEVEL_TYPES`; `params` are then ignored), else traced.
+  `slots`: colour quantisation's palette slots searched (`_PALETTE_SLOTS`)."""
   return jax.vmap(functools.partial(_one, type_id=type_id, branch_ids=(),
-                                    host_otsu=host_otsu, const=const))
+                                    host_otsu=host_otsu, const=const, slots=slots))
+
+
+def _typed_run(type_id: int, host_otsu: bool):
+  """`_typed` for one run of `distort_runs` (called outside any vmap): colour
+  quantisation picks its palette size by a scalar switch on the run's largest n."""
+  if type_id != _QUANTIZATION_TYPE:
+    return _typed(type_id, host_otsu)
+  fns = [_typed(type_id, host_otsu, slots=m) for m in _PALETTE_SLOTS]
+
+  def fn(x, t, p, k):
+    n = jnp.max(jnp.clip(jnp.round(p.astype(jnp.float32)), 1, _PALETTE_SLOTS[-1]))
+    pos = sum((n > m).astype(jnp.int32) for m in _PALETTE_SLOTS[:-1])
+    return jax.lax.switch(pos, fns, x, t, p, k)
+  return fn
 
 
 @functools.partial(jax.jit, static_argnames=("type_id", "branch_ids", "const"))
@@ -298,7 +321,7 @@ def distort_runs(images, dist_type, level, keys, *, run: int = 1, branches=None,
   lookup[list(branch_ids)] = np.arange(len(branch_ids))
   # No per-level programs here: inside the map they measured no faster (JPEG 24.2 vs
   # 23.8 CPU ms per 384x512 image) and they lengthen the compile.
-  fns = [_typed(i, host_otsu) for i in branch_ids]
+  fns = [_typed_run(i, host_otsu) for i in branch_ids]
   fns.append(lambda x, t, p, k: jnp.full_like(x, jnp.nan))
 
   def one_run(args):

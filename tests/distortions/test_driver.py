@@ -169,6 +169,19 @@ def test_distort_runs_equals_distort_and_runs_only_its_types():
 
 
 @pytest.mark.slow
+def test_distort_runs_colour_quantization_palette_sizes():
+  """Type 6 in `distort_runs` searches 8 to 64 palette slots by the run's largest n:
+  the same images as `distort` at every level, runs of one level or of mixed levels."""
+  rng = np.random.default_rng(6)
+  imgs = jnp.asarray(rng.uniform(size=(5, 40, 48, 3)), jnp.float32)
+  types, levels = jnp.full((5,), 6), jnp.arange(1, 6)
+  keys = jax.random.split(jax.random.PRNGKey(0), 5)
+  want = distort(imgs, types, levels, keys)
+  for run in (1, 5):
+    f = jax.jit(lambda x, t, l, k, r=run: distort_runs(x, t, l, k, run=r, branches=(6,)))
+    np.testing.assert_array_equal(f(imgs, types, levels, keys), want)
+
+
 def test_no_type_calls_back_to_the_host_in_compiled_runs():
   """The lowered program of each of the 25 types (as the training stream compiles it)
   holds no host callback; type 22's exact host search is one, on request."""

@@ -121,3 +121,17 @@ def test_constant_palette_size_equals_the_traced_one():
   for n in (64, 48, 32, 16, 8):
     const = jax.jit(lambda a, n=n: quantize.color_quantization(a, n))
     np.testing.assert_array_equal(const(x), traced(x, jnp.float32(n)))
+
+
+def test_palette_slots_equal_the_full_palette():
+  """The dither searching only the first palette_slots entries (`distort_runs` sizes
+  them by n) gives the 64-slot result bit for bit when n <= slots; n above is clamped."""
+  rng = np.random.default_rng(5)
+  x = jnp.asarray(np.kron(rng.uniform(size=(5, 6, 3)), np.ones((6, 7, 1))), jnp.float32)
+  x = jnp.clip(x + 0.05 * jnp.asarray(rng.normal(size=x.shape), jnp.float32), 0, 1)
+  full = jax.jit(quantize.color_quantization)
+  for slots in (8, 16, 32):
+    sized = jax.jit(lambda a, n, s=slots: quantize.color_quantization(a, n, palette_slots=s))
+    for n in (slots // 2 + 1, slots):
+      np.testing.assert_array_equal(sized(x, jnp.float32(n)), full(x, jnp.float32(n)))
+    np.testing.assert_array_equal(sized(x, jnp.float32(64)), full(x, jnp.float32(slots)))
