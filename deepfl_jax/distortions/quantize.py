@@ -166,8 +166,8 @@ def floyd_steinberg(rgb: jnp.ndarray, palette: jnp.ndarray, valid: jnp.ndarray):
   is the plain sequential algorithm's. In these skewed coordinates (step t, row r) a
   pixel receives error from the three previous steps only: 1/16 from (t - 3, r - 1),
   5/16 from (t - 2, r - 1), 7/16 from (t - 1, r) and 3/16 from (t - 1, r - 1), so the
-  scan carries three error columns instead of an (H, W) error image (no scatter per
-  step), added in the order in which raster-order diffusion adds them.
+  scan carries three error columns (a ring buffer) instead of an (H, W) error image
+  (no scatter per step), added in the order in which raster-order diffusion adds them.
   The corrected value is clamped to [0, 255] before the lookup and the error is taken
   from the clamped value (8-bit error arithmetic, as MATLAB's `dither`).
   """
@@ -181,15 +181,20 @@ def floyd_steinberg(rgb: jnp.ndarray, palette: jnp.ndarray, valid: jnp.ndarray):
   skewed = rgb[rows, jnp.clip(cols, 0, w - 1)]               # (T, n, 3)
   zero = jnp.zeros((h + 1, 3), rgb.dtype)
 
-  def step(carry, xs):
-    # Errors of steps t-1, t-2, t-3 for all rows, shifted down by one (row 0 is row
-    # -1's, zero): e[r0 : r0 + n] are the errors of the rows above the window.
-    e1, e2, e3 = carry
-    x, live, r0 = xs
+  def step(errs, xs):
+    # errs[t % 3]: the errors of step t for all rows, shifted down by one (row 0 is
+    # row -1's, zero): e[r0 : r0 + n] are the errors of the rows above the window. One
+    # ring buffer updated in place instead of three columns rotated (six copies per
+    # step: 10% of the scan's CPU time).
+    x, live, r0, t = xs
+
+    def prev(j):
+      return jax.lax.dynamic_index_in_dim(errs, (t + 3 - j) % 3, keepdims=False)
 
     def above(e):
       return jax.lax.dynamic_slice_in_dim(e, r0, n)
 
+    e1, e2, e3 = prev(1), prev(2), prev(3)
     err = _FS_BELOW_RIGHT * above(e3) + _FS_BELOW * above(e2)
     err = err + _FS_RIGHT * jax.lax.dynamic_slice_in_dim(e1, r0 + 1, n)
     err = err + _FS_BELOW_LEFT * above(e1)
@@ -197,9 +202,10 @@ def floyd_steinberg(rgb: jnp.ndarray, palette: jnp.ndarray, valid: jnp.ndarray):
     k = _nearest(v, palette, valid)
     e = jnp.where(live[:, None], v - palette[k], 0.0)
     e = jax.lax.dynamic_update_slice_in_dim(zero, e, r0 + 1, 0)
-    return (e, e1, e2), k
+    return jax.lax.dynamic_update_index_in_dim(errs, e, t % 3, 0), k
 
-  _, ks = jax.lax.scan(step, (zero, zero, zero), (skewed, on, first))
+  _, ks = jax.lax.scan(step, jnp.zeros((3, h + 1, 3), rgb.dtype),
+                       (skewed, on, first, steps.astype(jnp.int32)))
   # Pixel (r, c) was processed at step t = 2r + c as row r - first[t] of the window.
   t_of = 2 * jnp.arange(h)[:, None] + jnp.arange(w)[None, :]
   return ks[t_of, jnp.arange(h)[:, None] - first[t_of]]
