@@ -1,0 +1,123 @@
+"""A short `configs/compare_pretext.py` on the demo's protocol: each Stage 1 task trained
+briefly with the real code (`train.stage1.run_stage1` with `config.stage1.task`), then
+the same Stage 2 (narrow MLSP) and Stage 3 ridge probe over five content splits on
+mini-KADID's colour photographs, contents that Stage 1 never saw (it trains on the grey
+photographs and dead leaves of `data.pristine`). Stage 3's regressor is left out (the
+ridge probe is the stable figure at this size; about a minute per task here).
+
+Asserts for every task that its Stage 1 loss falls (mean of the first three logs vs the
+last three; fr_proxies: see its test) and that its features' ridge SROCC on the
+held-out mini-KADID contents beats the same backbone's random weights by 0.1. Reduced to
+fit CI: the six distortion types of tests/test_demo.py in Stage 1 and in mini-KADID,
+small crops for the tasks that need no FR labels (the FR metrics need >= 176 px), a
+brief budget per task (`BUDGET`), the random-weights features extracted once.
+
+Measured 2026-12-07 on the 2-core CPU machine, train.seed 0 (this test: identical
+numbers in two runs at load 5-8 and 3-4; 4 min 33 s and 280 CPU-s at load 3-4, of which
+fr_proxies about 1.5 min, contrastive 1.4, ranking 0.8, ranking_mlsp 0.6) and 1 (the
+same code, seed changed): ridge SROCC, mean over the five splits, random weights 0.039:
+  fr_proxies 0.219 / 0.245; ranking 0.272 / 0.188; ranking_mlsp 0.359 / 0.194;
+  contrastive 0.244 / 0.328 (smallest margin over random: 0.149).
+Stage 1 loss, last three / first three logs: ranking 0.70 / 0.61, ranking_mlsp
+0.70 / 0.59, contrastive 0.60 / 0.60; fr_proxies 0.94 / 0.90 (see its test).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from configs import compare_pretext
+from deepfl_jax.data import splits as splits_lib
+from deepfl_jax.pretext import TASKS
+from deepfl_jax.train import probes, reporting, stage1, stage2
+
+pytestmark = pytest.mark.slow  # four short Stage 1 runs (minutes)
+
+TYPES = (1, 3, 10, 11, 19, 21)  # blur, motion blur, JPEG, noise, jitter, pixelate
+# task: (steps, batch, crop, learning rate): chosen so that each task's features clear
+# random weights' by a margin on two seeds (above), at the least cost found.
+BUDGET = {"fr_proxies": (60, 8, (176, 176), 3e-4),
+          "ranking": (100, 12, (96, 96), 1e-3),
+          "ranking_mlsp": (150, 12, (96, 96), 3e-3),
+          "contrastive": (100, 16, (112, 112), 1e-3)}
+
+
+def _config(task, root):
+  steps, batch, crop, lr = BUDGET[task]
+  config = compare_pretext.get_config()
+  config.stage1.task = task
+  config.train.num_steps = steps
+  config.train.batch_size = batch
+  config.train.log_every = steps // 10       # logs are means over the interval
+  config.train.checkpoint_every = steps
+  config.train.progress = False
+  config.optim.learning_rate = lr
+  config.optim.warmup_steps = steps // 10
+  config.stage1.crop_size = crop
+  config.stage1.types = TYPES                # ranking / fr_proxies distortions
+  config.stage1.view_size = (80, 80)         # contrastive: views of the 112x112 crops
+  config.stage1.second_order_prob = 0.0
+  config.stage1.calibration_steps = 3
+  config.stage2.mini_kadid = {"size": (192, 256), "types": TYPES}
+  config.stage2.data_dir = str(root / "data")  # mini-KADID made once for all tasks
+  config.stage2.batch_size = 20
+  config.stage2.progress = False
+  return config
+
+
+def _ridge_srocc(fs, c3) -> float:
+  """Stage 3's ridge probe (`stage3._evaluate_set`): mean test SROCC over its splits."""
+  index = {k: np.asarray(v) for k, v in fs.columns.items()}
+  x, y = np.asarray(fs.features, np.float32), np.asarray(index["score"], np.float64)
+  srocc = []
+  for p in splits_lib.repeated_splits(index, "content", int(c3.num_repeats),
+                                      int(c3.seed0), tuple(c3.fractions)):
+    tr, va, te = p["train"], p["validation"], p["test"]
+    pred, _ = probes.ridge_probe(x[tr], y[tr], x[va], y[va], x[te], tuple(c3.ridge_alphas))
+    srocc.append(reporting.evaluate(pred, y[te], c3.plcc_fit)["srocc"])
+  return float(np.mean(srocc))
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory):
+  root = tmp_path_factory.mktemp("compare_short")
+  out, random_ridge = {}, None
+  for task in TASKS:
+    config = _config(task, root)
+    wd = str(root / task)
+    stage1.run_stage1(config, wd)
+    config.stage2.compare_random = random_ridge is None
+    sets = stage2.run_stage2(config, wd)
+    if random_ridge is None:
+      random_ridge = _ridge_srocc(sets["random"], config.stage3)
+    logged = [json.loads(l) for l in open(os.path.join(wd, "stage1", "metrics.jsonl"))]
+    out[task] = {"ridge": {task: _ridge_srocc(sets["stage1"], config.stage3),
+                           "random weights": random_ridge},
+                 "losses": [r["loss"] for r in logged if "loss" in r]}
+  print({t: {k: round(v, 3) for k, v in r["ridge"].items()} for t, r in out.items()})
+  return out
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_stage1_loss_falls(compared, task):
+  losses = compared[task]["losses"]
+  assert len(losses) == 11 and np.all(np.isfinite(losses)), losses
+  first, last = np.mean(losses[:3]), np.mean(losses[-3:])  # first fifth vs last 3/10
+  if task == "fr_proxies":
+    # 60 steps of 8 images move the MSE within its batch noise (last/first measured
+    # 0.94 and 0.90); what holds is that it ends below predicting the mean (1/12 for the
+    # equalised targets; measured 0.067 and 0.070). tests/test_demo.py asserts the fall
+    # on this protocol at 150 steps.
+    assert last < 0.9 / 12, (task, losses)
+  else:
+    assert last < 0.85 * first, (task, losses)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_features_beat_random_on_unseen_contents(compared, task):
+  ridge = compared[task]["ridge"]
+  assert set(ridge) == {task, "random weights"}, ridge
+  assert ridge[task] > ridge["random weights"] + 0.1, (task, ridge)
