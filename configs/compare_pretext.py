@@ -10,9 +10,9 @@ end-to-end fine-tuning; random backbone weights give the floor row.
 
 Scaled-down choices as configs/demo.py (its measurements in experiments/RESULTS.md);
 crops of 192x256 for every task (the FR metrics need >= 176 px), QPT views of 128x128.
-Time (experiments/RESULTS.md, issue 15, 2026-12-07): 39 min 54 s wall on 2 CPU cores
-at load 6-11, 17.5 min of the process's own CPU time, so under the 25 minutes asked on
-an idle machine; fr_proxies' Stage 1 (FR labels) is the largest part. At 200 steps no
+Time (experiments/RESULTS.md, issue 15, 2026-12-07): 9 min 15 s wall on 2 CPU cores
+(quiet machine, fresh clone; 39 min 54 s at load 6-11), under the 25 minutes asked;
+fr_proxies' Stage 1 (FR labels) is the largest part. At 200 steps no
 task separates from random weights by more than the spread over content splits: the
 budget shows that the comparison runs, not which task is best (tests/pretext/
 test_compare_short.py asserts each task against random weights on a reduced set).
