@@ -118,7 +118,7 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
              types: Sequence[int] | None = None, host_otsu: bool = True,
              devices: Sequence[jax.Device] | None = None,
              process_index: int | None = None, process_count: int | None = None,
-             max_shards: int | None = None, progress: bool = True) -> dict:
+             progress: bool = True) -> dict:
   """Writes (or resumes) `kadis700k_generated` under `data_dir` from `source` (the
   kadis700k builder's records: image, name, dist_type).
 
@@ -127,7 +127,6 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
       error. host_otsu: MATLAB's exact float64 Otsu search for type 22 (default).
     devices: this process's devices (default all local ones).
     process_index / process_count: this process's shards (default from jax).
-    max_shards: stop after writing this many shards (None: all of this process's).
 
   Returns {"written", "skipped", "num_shards", "finalized"}.
   """
@@ -148,8 +147,6 @@ def generate(source, data_dir, *, seed: int = 0, shard_size: int = 1000,
   mine = [k for k in range(num_shards) if k % n_proc == p]
   todo = [k for k in mine if not _shard_path(ds_dir, k, num_shards).exists()]
   skipped = len(mine) - len(todo)          # finished by an earlier run
-  if max_shards is not None:
-    todo = todo[:max_shards]
   mesh = parallel.make_mesh(devices)
   sharding = jax.NamedSharding(mesh, jax.P(parallel.DATA_AXIS))
   n_dev = len(devices)
