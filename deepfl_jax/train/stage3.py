@@ -147,12 +147,18 @@ def _evaluate_set(c, label: str, fs: feature_cache.FeatureSet, y, reps, workdir,
   return runs
 
 
+def final_epochs(run: Mapping[str, Any]) -> int:
+  """Epochs of a final fit on all records: the median best epoch of the regressor
+  `run`'s repeated splits (no data is left to choose one)."""
+  return max(1, int(round(float(np.median([r["best_epoch"] for r in run["repeats"]])))))
+
+
 def _fit_final(c, fs: feature_cache.FeatureSet, run: Mapping[str, Any], y, index,
                workdir) -> dict:
   """The scoring regressor: the primary feature set's regressor fit on ALL records
   (every evaluation content) for the median best epoch of the repeated splits (no
   data is left to choose an epoch), exported for `deepfl-iqa score`."""
-  epochs = max(1, int(round(float(np.median([r["best_epoch"] for r in run["repeats"]])))))
+  epochs = final_epochs(run)
   feats = np.asarray(fs.features, np.float32)
   fit = _train(c, feats, y, feats, y, int(c.seed0), epochs=epochs, keep_best=False)
   contents = sorted(set(map(str, index["content"]))) if "content" in index else []

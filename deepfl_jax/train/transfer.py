@@ -36,7 +36,7 @@ import numpy as np
 from deepfl_jax import atomic, config_defaults
 from deepfl_jax.data import mini_kadid, pristine
 from deepfl_jax.metrics import correlation
-from deepfl_jax.train import feature_cache, probes, regressor, reporting
+from deepfl_jax.train import feature_cache, probes, regressor, reporting, stage3
 
 
 def within_groups_srocc(pred, target, groups) -> float:
@@ -66,7 +66,7 @@ def _final_epochs(results: dict, label: str, default: int) -> int:
   feature set is fit for the epochs its own splits chose."""
   for run in results.get("runs", []):
     if run["features"] == label and run["model"] == "regressor":
-      return max(1, int(round(float(np.median([r["best_epoch"] for r in run["repeats"]])))))
+      return stage3.final_epochs(run)
   return default
 
 
