@@ -36,7 +36,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from deepfl_jax.data import histeq, mini_kadid, pristine, synthesis  # noqa: E402
 from deepfl_jax.data.pipeline import in_memory_source  # noqa: E402
 from deepfl_jax.metrics import correlation  # noqa: E402
-from deepfl_jax.train import feature_cache, probes, regressor, stage1, validation  # noqa: E402
+from deepfl_jax.train import (feature_cache, probes, regressor, stage1, stage2,  # noqa: E402
+                              stage3, transfer, validation)
 from deepfl_jax.train.checkpoint import Checkpointer  # noqa: E402
 
 
@@ -46,17 +47,11 @@ def _source(images: dict[str, np.ndarray]):
 
 
 def _eval_and_transfer(config, workdir):
-  """(mini-KADID, transfer set) as the run's Stages 2 and transfer made them."""
-  mk = dict(config.stage2.get("mini_kadid", None) or {})
-  size = tuple(mk.get("size", mini_kadid.DEFAULT_SIZE))
-  data_dir = config.stage2.data_dir or str(pathlib.Path(workdir) / "data")
-  kw = dict(size=size, types=mk.get("types"), levels=mk.get("levels"))
-  t = config.transfer  # the transfer stage's contents (`train.transfer.run_transfer`)
-  photos = pristine.independent_photos(sklearn=bool(t.sklearn),
-                                       shared_dir=t.shared_dir or None,
-                                       folders=tuple(t.folders))
-  return (mini_kadid.load(data_dir, **kw),
-          mini_kadid.load(data_dir, images=photos, **kw), photos)
+  """(evaluation database, transfer set, transfer photographs) as the run's Stage 2
+  and transfer stage made them (their caches)."""
+  photos = transfer.transfer_photos(config)
+  return (stage2.open_dataset(config.stage2, workdir),
+          transfer.transfer_database(config, workdir, photos), photos)
 
 
 def head_fit(config, workdir, photos, num_batches: int):
@@ -100,11 +95,10 @@ def head_fit(config, workdir, photos, num_batches: int):
 
 def fr_scores(source, eq) -> np.ndarray:
   """(N, 11) equalised FR scores of a mini-KADID-like source against its references."""
-  refs = {r["content"]: r["image"] for r in
-          (source.references.records[i] for i in range(len(source.references.records)))}
+  refs = {n: source.reference_image(n) for n in set(source.index["reference"])}
   recs = [source.records[i] for i in range(len(source.records))]
   dist = np.stack([r["image"] for r in recs])
-  ref = np.stack([refs[r["content"]] for r in recs])
+  ref = np.stack([refs[r["reference"]] for r in recs])
   # Stage 1's own labelling (`synthesis.label`: the 11 metrics and the equaliser) in
   # one jitted program per batch.
   label = jax.jit(lambda r, d: synthesis.label(r, d, equalizer=eq)["target"])
@@ -124,28 +118,20 @@ def fr_ceiling(workdir, ev, tr):
         f"mini-KADID, on the transfer set {correlation.srocc(pred, yt):.3f}", flush=True)
 
 
-def regressor_spread(config, workdir, num_seeds: int):
+def regressor_spread(config, workdir, transfer_source, num_seeds: int):
   s3 = config.stage3
   results = json.loads((pathlib.Path(workdir) / "stage3" / "results.json").read_text())
   epochs = int(results["final"]["epochs"])
   primary, paths = feature_cache.feature_sets(workdir)
   ev = feature_cache.load_feature_set(paths[primary])
-  # The transfer stage caches its features beside Stage 2's (the newest of the label).
-  found = sorted(paths[primary].parent.glob(f"{primary}_transfer-*"),
-                 key=lambda p: p.stat().st_mtime)
-  if not found:
-    raise SystemExit(f"no {primary}_transfer features in {paths[primary].parent}: run "
-                     "the transfer stage first")
-  tr = feature_cache.load_feature_set(found[-1])
+  tr = transfer.transfer_features(workdir, ev, transfer_source,  # the transfer stage's
+                                  batch_size=int(config.transfer.batch_size))
   x, y = np.asarray(ev.features, np.float32), np.asarray(ev.columns["score"], np.float64)
   xt = np.asarray(tr.features, np.float32)
   yt = np.asarray(tr.columns["score"], np.float64)
   preds = []
   for seed in range(num_seeds):
-    fit = regressor.train_regressor(
-        x, y, x, y, epochs=epochs, batch_size=int(s3.batch_size),
-        learning_rate=float(s3.learning_rate), adam_eps=float(s3.adam_eps),
-        hidden=tuple(s3.hidden), dropout=tuple(s3.dropout), seed=seed, keep_best=False)
+    fit = stage3.fit_regressor(s3, x, y, x, y, seed, epochs=epochs, keep_best=False)
     preds.append(np.asarray(regressor.predict(fit.variables, xt, hidden=tuple(s3.hidden),
                                               dropout=tuple(s3.dropout))))
   each = [correlation.srocc(p, yt) for p in preds]
@@ -174,7 +160,7 @@ def main():
   if 2 in parts:
     fr_ceiling(workdir, ev, tr)
   if 3 in parts:
-    regressor_spread(config, workdir, args.seeds)
+    regressor_spread(config, workdir, tr, args.seeds)
 
 
 if __name__ == "__main__":

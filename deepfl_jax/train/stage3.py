@@ -80,7 +80,9 @@ def _split_kind(c, fs: feature_cache.FeatureSet) -> str:
   return kind
 
 
-def _train(c, x_train, y_train, x_val, y_val, seed: int, **kw) -> regressor.RegressorFit:
+def fit_regressor(c, x_train, y_train, x_val, y_val, seed: int, **kw) -> regressor.RegressorFit:
+  """`regressor.train_regressor` with the stage3 section `c`'s settings (epochs unless
+  given in `kw`, batch size, learning rate, Adam epsilon, layers, dropout)."""
   return regressor.train_regressor(
       x_train, y_train, x_val, y_val, epochs=kw.pop("epochs", int(c.epochs)),
       batch_size=int(c.batch_size), learning_rate=float(c.learning_rate),
@@ -116,7 +118,7 @@ def _evaluate_set(c, label: str, fs: feature_cache.FeatureSet, y, reps, workdir,
                        "are too small (each needs >= 3)")
     seed = int(c.seed0) + r
     sizes = dict(n_train=len(tr), n_val=len(va), n_test=len(te))
-    fit = _train(c, feats[tr], y[tr], feats[va], y[va], seed, on_epoch=on_epoch)
+    fit = fit_regressor(c, feats[tr], y[tr], feats[va], y[va], seed, on_epoch=on_epoch)
     pred = regressor.predict(fit.variables, feats[te], hidden=c.hidden, dropout=c.dropout)
     per_model["regressor"].append(dict(
         reporting.evaluate(pred, y[te], c.plcc_fit), repeat=r, seed=seed, **sizes,
@@ -160,7 +162,7 @@ def _fit_final(c, fs: feature_cache.FeatureSet, run: Mapping[str, Any], y, index
   data is left to choose an epoch), exported for `deepfl-iqa score`."""
   epochs = final_epochs(run)
   feats = np.asarray(fs.features, np.float32)
-  fit = _train(c, feats, y, feats, y, int(c.seed0), epochs=epochs, keep_best=False)
+  fit = fit_regressor(c, feats, y, feats, y, int(c.seed0), epochs=epochs, keep_best=False)
   contents = sorted(set(map(str, index["content"]))) if "content" in index else []
   described = (f"final: all {len(y)} images" +
                (f" ({len(contents)} contents)" if contents else "") +

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Mapping
 
 import ml_collections
 import numpy as np
@@ -120,14 +120,47 @@ def _stage1_contents(config) -> str:
   return str(s1.source)
 
 
+def transfer_photos(config) -> dict[str, np.ndarray]:
+  """The contents no stage saw, {name: uint8 (h, w, 3)}, as `config.transfer` names
+  them (`pristine.independent_photos`)."""
+  c = config_defaults.section(config, "transfer")
+  return pristine.independent_photos(sklearn=bool(c.sklearn),
+                                     shared_dir=c.shared_dir or None,
+                                     folders=tuple(c.folders))
+
+
+def transfer_database(config, workdir, images: Mapping[str, np.ndarray]):
+  """The transfer set: `images` distorted and labelled like mini-KADID (its types and
+  levels, `config.transfer.size` or mini-KADID's size), cached in Stage 2's data
+  folder."""
+  c = config_defaults.section(config, "transfer")
+  s2 = config_defaults.section(config, "stage2")
+  mk = s2.get("mini_kadid", None)
+  mk = mk.to_dict() if isinstance(mk, ml_collections.ConfigDict) else dict(mk or {})
+  size = tuple(c.size) or tuple(mk.get("size", mini_kadid.DEFAULT_SIZE))
+  data_dir = s2.data_dir or os.path.join(workdir, "data")
+  return mini_kadid.load(data_dir, images=images, size=size, types=mk.get("types"),
+                         levels=mk.get("levels"))
+
+
+def transfer_features(workdir, fs_eval: feature_cache.FeatureSet, source,
+                      batch_size: int) -> feature_cache.FeatureSet:
+  """The features of the transfer set `source` by the backbone and extractor of the
+  evaluation feature set `fs_eval` (label "<label>_transfer"), cached in the work
+  directory like Stage 2's (a rerun reads them back)."""
+  model, variables = feature_cache.backbone_from_feature_set(fs_eval, workdir)
+  return feature_cache.cached_features(
+      workdir, f"{fs_eval.label}_transfer", variables, fs_eval.info["weights"], source,
+      model=model, kind=fs_eval.info["identity"]["kind"],
+      input_scale=fs_eval.info["identity"]["input_scale"], batch_size=batch_size,
+      progress=False)
+
+
 def run_transfer(config, workdir) -> dict[str, Any]:
   """Scores the transfer set with the run's scoring model (and the other feature
   sets); writes stage3/transfer.json and transfer.md; returns the results."""
   c = config_defaults.section(config, "transfer")
-  s2 = config_defaults.section(config, "stage2")
-  images = pristine.independent_photos(sklearn=bool(c.sklearn),
-                                       shared_dir=c.shared_dir or None,
-                                       folders=tuple(c.folders))
+  images = transfer_photos(config)
   out_dir = pathlib.Path(workdir) / regressor.STAGE_DIR
   res: dict[str, Any] = {"contents": sorted(images), "runs": [],
                          "stage1_contents": _stage1_contents(config)}
@@ -153,12 +186,7 @@ def run_transfer(config, workdir) -> dict[str, Any]:
         num_dead_leaves=int(config.stage1.pristine.num_dead_leaves),
         seed=int(config.stage1.pristine.seed)).index["content"]]
   pristine.check_disjoint(groups)
-  mk = s2.get("mini_kadid", None)
-  mk = mk.to_dict() if isinstance(mk, ml_collections.ConfigDict) else dict(mk or {})
-  size = tuple(c.size) or tuple(mk.get("size", mini_kadid.DEFAULT_SIZE))
-  data_dir = s2.data_dir or os.path.join(workdir, "data")
-  source = mini_kadid.load(data_dir, images=images, size=size,
-                           types=mk.get("types"), levels=mk.get("levels"))
+  source = transfer_database(config, workdir, images)
   y = np.asarray(source.index["score"], np.float64)
   groups_ct = np.asarray([f"{a}|{b}" for a, b in zip(source.index["content"],
                                                       source.index["dist_type"])])
@@ -167,23 +195,15 @@ def run_transfer(config, workdir) -> dict[str, Any]:
   final = results3.get("final") or {}
   for label, path in sets.items():
     fs_eval = feature_cache.load_feature_set(path)
-    model, variables = feature_cache.backbone_from_feature_set(fs_eval, workdir)
-    fs = feature_cache.cached_features(
-        workdir, f"{label}_transfer", variables, fs_eval.info["weights"], source,
-        model=model, kind=fs_eval.info["identity"]["kind"],
-        input_scale=fs_eval.info["identity"]["input_scale"],
-        batch_size=int(c.batch_size), progress=False)
+    fs = transfer_features(workdir, fs_eval, source, batch_size=int(c.batch_size))
     if label == primary:
       variables_r, hidden, dropout = reg, meta["hidden"], meta["dropout"]
     else:  # the scoring model's final fit, on this feature set for its own epochs
       ye = np.asarray(fs_eval.columns["score"], np.float64)
       xe = np.asarray(fs_eval.features, np.float32)
-      fit = regressor.train_regressor(
-          xe, ye, xe, ye,
-          epochs=_final_epochs(results3, label, int(final.get("epochs", s3.epochs))),
-          batch_size=int(s3.batch_size), learning_rate=float(s3.learning_rate),
-          adam_eps=float(s3.adam_eps), hidden=s3.hidden, dropout=s3.dropout,
-          seed=int(s3.seed0), keep_best=False)
+      fit = stage3.fit_regressor(
+          s3, xe, ye, xe, ye, int(s3.seed0), keep_best=False,
+          epochs=_final_epochs(results3, label, int(final.get("epochs", s3.epochs))))
       variables_r, hidden, dropout = fit.variables, s3.hidden, s3.dropout
     preds = {"regressor": regressor.predict(variables_r, np.asarray(fs.features),
                                          hidden=hidden, dropout=dropout)}
